@@ -1,0 +1,65 @@
+"""Entry point of the ``wafertk`` command."""
+
+from __future__ import annotations
+
+import click
+
+from wafertk._version import __version__
+
+from ._common import setup_logging
+
+EPILOG = """\b
+Examples:
+  wafertk import npz wm811k_train.npz -o wafers.h5      # lossless pack -> wafers.h5
+  wafertk import wm811k LSWMD.pkl -o wafers.h5 --labeled-only --partition Training
+  wafertk info wafers.h5                                # counts, grids, lots, classes
+  wafertk detect wafers.h5 -o out/                      # phase 1: good vs defective
+  wafertk classify --two-phase wafers.h5 -o out/        # phase 1 + defect pattern
+  wafertk features wafers.h5 -o features.parquet --set density,radon,geometry
+  wafertk train xgboost --data train.h5 -o models/xgb
+  wafertk evaluate --model models/xgb labeled.h5 -o report/
+
+Exit codes: 0 success, 2 bad input (one line on stderr; --verbose for a traceback).
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wafertk")
+@click.option("-v", "--verbose", is_flag=True, help="More log output, and tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """wafertk: find and name defect patterns on semiconductor wafer maps.
+
+    A wafer map is a die grid (0 = no die, 1 = pass, 2 = fail) stored in a wafers.h5 file
+    (see docs/file-format.md). Every command is a thin layer over the Python API.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    setup_logging(verbose)
+
+
+def _register() -> None:
+    """Attach the command modules (each imports its heavy dependencies lazily)."""
+    import importlib
+
+    for name in ("data_cmds", "features_cmds", "model_cmds", "inspect_cmds"):
+        try:
+            mod = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+            continue
+        for command in mod.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="wafertk")
+
+
+if __name__ == "__main__":
+    main()

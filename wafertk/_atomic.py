@@ -1,0 +1,64 @@
+"""Write outputs under a temporary name and rename them when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final destination (file, or folder when ``directory`` is true).
+    directory : bool, default False
+        Create a temporary folder instead of reserving a file name.
+
+    Yields
+    ------
+    pathlib.Path
+        Where the caller writes. On an exception it is removed and ``path`` is left untouched.
+    """
+    final = Path(path)
+    parent = final.parent if str(final.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{final.name}."
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    if directory and final.is_dir():
+        backup = final.with_name(f".{final.name}.old")
+        _remove(backup)
+        final.rename(backup)
+        tmp.rename(final)
+        _remove(backup)
+    else:
+        if not directory:
+            # mkstemp creates files readable by the owner only; give the usual permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, final)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
