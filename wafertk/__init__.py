@@ -5,6 +5,6 @@ TensorFlow, XGBoost and scikit-image are imported only by the functions that nee
 """
 
 from wafertk._version import __version__
-from wafertk.errors import WafertkError, WaferFileError
+from wafertk.errors import WaferFileError, WafertkError
 
 __all__ = ["__version__", "WafertkError", "WaferFileError"]

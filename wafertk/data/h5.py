@@ -23,7 +23,7 @@ import numpy as np
 
 from wafertk._atomic import atomic_path
 from wafertk.data.waferset import WM811K_CLASSES, WaferSet
-from wafertk.errors import WafertkError, WaferFileError
+from wafertk.errors import WaferFileError, WafertkError
 
 SCHEMA = "wafertk/1"
 _KNOWN = {"maps", "maps_flat", "offsets", "shapes", "wafer_id", "lot", "wafer_index",
@@ -130,7 +130,9 @@ class WaferFile:
             maps = h5["maps"]
             self._check_dtype(maps)
             if maps.ndim != 3:
-                raise WaferFileError(self.path, f"'maps' has shape {maps.shape}, expected (n, H, W)")
+                raise WaferFileError(
+                    self.path, f"'maps' has shape {maps.shape}, expected (n, H, W)"
+                )
             n, h, w = maps.shape
             self.shapes = np.tile(np.array([h, w], np.int64), (n, 1))
             self.offsets = np.arange(n + 1, dtype=np.int64) * (h * w)
@@ -380,7 +382,8 @@ class WaferWriter:
                               chunks=(FLAT_CHUNK,), **kw)
             h5.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,),
                               chunks=(16384,), **kw)
-            h5.create_dataset("shapes", shape=(0, 2), maxshape=(None, 2), dtype="i2", chunks=(16384, 2), **kw)
+            h5.create_dataset("shapes", shape=(0, 2), maxshape=(None, 2), dtype="i2",
+                              chunks=(16384, 2), **kw)
         sdt = h5py.string_dtype("utf-8")
         for key, dt in (("wafer_id", sdt), ("lot", sdt), ("wafer_index", "i4"),
                         ("die_size", "f4")):
