@@ -39,18 +39,26 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def _register() -> None:
-    """Attach the command modules (each imports its heavy dependencies lazily)."""
+    """Attach the command modules (each imports its heavy dependencies lazily).
+
+    A module ``cli/NAME.py`` exports ``COMMANDS`` (top-level commands) and optionally
+    ``TRAIN_COMMANDS`` (subcommands of ``wafertk train``).
+    """
     import importlib
 
-    for name in ("data_cmds", "features_cmds", "model_cmds", "inspect_cmds"):
+    from .model_cmds import train
+
+    for name in ("data_cmds", "features_cmds", "model_cmds", "xgb_cmds", "cnn_cmds"):
         try:
             mod = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as exc:
             if exc.name != f"{__package__}.{name}":
                 raise
             continue
-        for command in mod.COMMANDS:
+        for command in getattr(mod, "COMMANDS", []):
             cli.add_command(command)
+        for command in getattr(mod, "TRAIN_COMMANDS", []):
+            train.add_command(command)
 
 
 _register()
