@@ -149,7 +149,7 @@ class WaferSet:
         self.extras = {k: _check_len(np.asarray(v), n, k) for k, v in (extras or {}).items()}
         if validate and self.labels is not None:
             known = set(self.class_names) | {""}
-            unknown = sorted(set(np.unique(self.labels.astype(str))) - known)
+            unknown = sorted(set(np.unique(self.labels.astype(str)).tolist()) - known)
             if unknown:
                 raise WafertkError(
                     f"unknown class {unknown[0]!r} in labels (known: {', '.join(self.class_names)})"
