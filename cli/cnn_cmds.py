@@ -1,0 +1,129 @@
+"""``wafertk detect``, ``wafertk classify`` and ``wafertk train detector|classifier``.
+
+TensorFlow is imported only when a command runs, never by ``wafertk --help``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ._common import handle_errors
+
+
+def _verbose() -> bool:
+    return bool((click.get_current_context().find_root().obj or {}).get("verbose"))
+
+
+def _train_options(func):
+    for opt in reversed([
+        click.option("--data", "data", required=True, type=click.Path(dir_okay=False),
+                     help="Labeled wafers.h5 file."),
+        click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False),
+                     help="Run folder (written atomically; replaced if it exists)."),
+        click.option("--config", "config", type=click.Path(dir_okay=False),
+                     help="YAML config (default: built-in defaults)."),
+        click.option("--epochs", type=int, help="Override train.epochs."),
+        click.option("--batch-size", type=int, help="Override train.batch_size."),
+        click.option("--seed", type=int, help="Override train.seed."),
+        click.option("--input-size", type=int, help="Override data.input_size."),
+    ]):
+        func = opt(func)
+    return func
+
+
+def _run_training(task: str, data, out, config, epochs, batch_size, seed, input_size) -> None:
+    from wafertk.config import load_config
+    from wafertk.data.h5 import read_wafers
+    from wafertk.training.config import CnnTrainConfig
+
+    cfg = load_config(CnnTrainConfig, config, {
+        "train.epochs": epochs, "train.batch_size": batch_size, "train.seed": seed,
+        "data.input_size": input_size})
+    ws = read_wafers(data)
+    from wafertk.training import trainer
+
+    fn = trainer.train_detector if task == "detector" else trainer.train_classifier
+    path = fn(ws, out, cfg, verbose=_verbose())
+    click.echo(f"wrote {path}")
+
+
+@click.command("detector")
+@_train_options
+@handle_errors
+def detector(data, out, config, epochs, batch_size, seed, input_size) -> None:
+    """Train the phase-1 CNN (good vs defective) on a labeled wafers.h5 file.
+
+    \b
+    Example:
+      wafertk train detector --data train.h5 -o runs/detector --config configs/detector.yaml
+    """
+    _run_training("detector", data, out, config, epochs, batch_size, seed, input_size)
+
+
+@click.command("classifier")
+@_train_options
+@handle_errors
+def classifier(data, out, config, epochs, batch_size, seed, input_size) -> None:
+    """Train the phase-2 pattern CNN (8 defect classes, class-weighted).
+
+    \b
+    Example:
+      wafertk train classifier --data train.h5 -o runs/classifier --config configs/classifier.yaml
+    """
+    _run_training("classifier", data, out, config, epochs, batch_size, seed, input_size)
+
+
+@click.command("detect")
+@click.argument("wafers", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Output folder (predictions.csv, report.html).")
+@click.option("--model", "model", type=click.Path(),
+              help="Detector model folder (default: the shipped detector).")
+@click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--no-report", is_flag=True, help="Skip report.html.")
+@handle_errors
+def detect(wafers, out, model, batch_size, no_report) -> None:
+    """Phase 1: flag defective wafers (writes OUT/predictions.csv and OUT/report.html).
+
+    \b
+    Example:
+      wafertk detect wafers.h5 -o out/
+    """
+    from wafertk.inspect import detect as run
+
+    res = run(wafers, out, detector=model, batch_size=batch_size, report=not no_report)
+    click.echo(res.summary())
+
+
+@click.command("classify")
+@click.argument("wafers", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Output folder (predictions.csv, report.html).")
+@click.option("--two-phase/--single-phase", default=False,
+              help="Run the pattern classifier only on wafers the detector flags.")
+@click.option("--detector", "detector_path", type=click.Path(),
+              help="Detector model folder (default: shipped).")
+@click.option("--classifier", "classifier_path",
+              help="Pattern model folder, or 'xgboost' for the shipped XGBoost model "
+                   "(default: the shipped CNN).")
+@click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--no-report", is_flag=True, help="Skip report.html.")
+@handle_errors
+def classify(wafers, out, two_phase, detector_path, classifier_path, batch_size,
+             no_report) -> None:
+    """Name the defect pattern of every wafer (OUT/predictions.csv, OUT/report.html).
+
+    \b
+    Examples:
+      wafertk classify --two-phase wafers.h5 -o out/
+      wafertk classify wafers.h5 -o out/ --classifier xgboost
+    """
+    from wafertk.inspect import classify as run
+
+    res = run(wafers, out, two_phase=two_phase, detector=detector_path,
+              classifier=classifier_path, batch_size=batch_size, report=not no_report)
+    click.echo(res.summary())
+
+
+COMMANDS = [detect, classify]
+TRAIN_COMMANDS = [detector, classifier]
