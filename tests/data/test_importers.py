@@ -1,0 +1,154 @@
+"""Importers (npz pack, legacy pickle) and wafer_info."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wafertk.data import read_wafers
+from wafertk.data.importers import (
+    NPZ_KEYS,
+    format_info,
+    import_lswmd,
+    import_npz,
+    wafer_info,
+)
+from wafertk.errors import WaferFileError
+
+ROOT = Path(__file__).resolve().parents[2]
+N_SMALL = 300
+
+
+@pytest.fixture(scope="module")
+def small_pack(shared_data):
+    """The first rows of wm811k_train.npz, as a dict of arrays."""
+    with np.load(shared_data / "wm811k" / "wm811k_train.npz") as z:
+        off = z["offsets"][: N_SMALL + 1]
+        d = {k: z[k][:N_SMALL] for k in ("shapes", "label", "orig_index", "lotName",
+                                          "waferIndex", "dieSize")}
+        d["offsets"] = off
+        d["maps_flat"] = z["maps_flat"][: off[-1]]
+        d["class_names"] = z["class_names"]
+    return d
+
+
+def _save(tmp_path, d, name="pack.npz"):
+    p = tmp_path / name
+    np.savez(p, **d)
+    return p
+
+
+def test_npz_round_trip(tmp_path, small_pack):
+    src = _save(tmp_path, small_pack)
+    out = tmp_path / "w.h5"
+    summary = import_npz(src, out)
+    assert summary.wafers == N_SMALL and summary.labeled == N_SMALL and summary.path == out
+    ws = read_wafers(out, with_extras=True)
+    d = small_pack
+    np.testing.assert_array_equal(ws.maps_flat, d["maps_flat"])
+    np.testing.assert_array_equal(ws.offsets, d["offsets"])
+    np.testing.assert_array_equal(ws.shapes, d["shapes"])
+    np.testing.assert_array_equal(ws.lot.astype(str), d["lotName"])
+    np.testing.assert_array_equal(ws.wafer_index, d["waferIndex"])
+    np.testing.assert_array_equal(ws.die_size, d["dieSize"])
+    np.testing.assert_array_equal(ws.label_codes(list(d["class_names"])), d["label"])
+    np.testing.assert_array_equal(ws.extras["orig_index"], d["orig_index"])
+    assert ws.wafer_id[3] == f"lswmd-{d['orig_index'][3]}"
+    assert set(ws.extras["partition"]) == {"Training"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_pickle_and_npz_ids_agree(tmp_path, shared_data):
+    out = tmp_path / "lab.h5"
+    summary = import_lswmd(shared_data / "wm811k" / "LSWMD_sample.pkl", out, labeled_only=True)
+    assert summary.wafers == 1254 and summary.classes["Near-full"] == 54
+    a = read_wafers(out, with_extras=True)
+    with np.load(shared_data / "wm811k" / "wm811k_train.npz") as z:
+        rows = np.flatnonzero(np.isin(z["orig_index"], a.extras["orig_index"]))
+        assert len(rows) == len(a)
+    # the npz row order is the original order, as is the pickle's
+    b_ids = [f"lswmd-{i}" for i in np.sort(a.extras["orig_index"])]
+    assert list(a.wafer_id) == b_ids
+
+
+def test_lswmd_partition_and_empty(tmp_path, shared_data):
+    src = shared_data / "wm811k" / "LSWMD_sample.pkl"
+    out = tmp_path / "w.h5"
+    s = import_lswmd(src, out, partition="Training")
+    assert s.wafers == 1254 and s.labeled == 1254
+    with pytest.raises(WaferFileError, match="no wafers left"):
+        import_lswmd(src, tmp_path / "test.h5", partition="Test")
+    assert not (tmp_path / "test.h5").exists()
+
+
+def _bad_packs(d):
+    out = {}
+    out["missing key"] = ({k: v for k, v in d.items() if k != "lotName"}, "missing key")
+    out["short lot"] = ({**d, "lotName": d["lotName"][:-1]}, "mismatched lengths: 'lotName'")
+    out["bad label"] = ({**d, "label": np.full(N_SMALL, 12, np.int8)}, "'label' holds values")
+    bad_maps = d["maps_flat"].copy()
+    bad_maps[100] = 7
+    out["bad map values"] = ({**d, "maps_flat": bad_maps}, r"outside \{0, 1, 2\}")
+    out["float maps"] = ({**d, "maps_flat": d["maps_flat"].astype(float)}, "maps_flat")
+    out["offsets"] = ({**d, "offsets": d["offsets"][:-1]}, "'offsets'")
+    return out
+
+
+@pytest.mark.parametrize("case", ["missing key", "short lot", "bad label", "bad map values",
+                                  "float maps", "offsets"])
+def test_bad_npz(tmp_path, small_pack, case):
+    d, problem = _bad_packs(small_pack)[case]
+    src = _save(tmp_path, d)
+    out = tmp_path / "out.h5"
+    with pytest.raises(WaferFileError, match=problem) as exc:
+        import_npz(src, out)
+    assert exc.value.path == str(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pack.npz"]
+
+
+def test_not_npz(tmp_path):
+    src = tmp_path / "pack.npz"
+    src.write_text("not a zip\n")
+    with pytest.raises(WaferFileError, match="not an .npz archive"):
+        import_npz(src, tmp_path / "o.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pack.npz"]
+
+
+def test_truncated_npz(tmp_path, small_pack):
+    src = _save(tmp_path, small_pack)
+    data = src.read_bytes()
+    src.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WaferFileError):
+        import_npz(src, tmp_path / "o.h5")
+
+
+def test_npz_keys_documented():
+    assert set(NPZ_KEYS) == {"maps_flat", "offsets", "shapes", "label", "class_names",
+                             "orig_index", "lotName", "waferIndex", "dieSize"}
+
+
+def test_wafer_info_bundled_sample():
+    path = ROOT / "data" / "wafers.h5"
+    info = wafer_info(path, batch_size=128)
+    assert info["wafers"] == 1000 and info["labeled"] == 1000 and info["layout"] == "ragged"
+    classes = {c["class"]: c for c in info["classes"]}
+    assert classes["Near-full"]["wafers"] == 54 and classes["none"]["wafers"] == 246
+    assert classes["(unlabeled)"]["wafers"] == 0
+    assert abs(sum(c["fraction"] for c in info["classes"]) - 1) < 1e-9
+    g = info["grid"]
+    assert g["rows"]["min"] <= g["rows"]["median"] <= g["rows"]["max"]
+    assert sum(s["wafers"] for s in g["most_common"]) <= 1000
+    assert info["lots"]["count"] > 1 and info["file_size"] == path.stat().st_size
+    assert info["extras"] == ["orig_index", "partition"]
+    assert 0 < info["dies"]["fail_fraction"] < 1
+    text = format_info(info)
+    assert "wafers    1000 (1000 labeled)" in text and "Near-full" in text
+
+
+def test_wafer_info_counts_unlabeled(tmp_path, shared_data):
+    out = tmp_path / "all.h5"
+    import_lswmd(shared_data / "wm811k" / "LSWMD_sample.pkl", out)
+    info = wafer_info(out)
+    classes = {c["class"]: c["wafers"] for c in info["classes"]}
+    assert info["wafers"] == 1854 and classes["(unlabeled)"] == 600
+    assert info["labeled"] == 1254
