@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ def _compiled_forward(model):
     return lambda *a: np.asarray(ops.convert_to_numpy(call(*a)))
 
 
-_FORWARD_CACHE: dict[int, object] = {}
+_FORWARD_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def forward_pass(model, inputs: tuple[np.ndarray, ...], batch_size: int = 1024) -> np.ndarray:
@@ -69,11 +70,10 @@ def forward_pass(model, inputs: tuple[np.ndarray, ...], batch_size: int = 1024) 
     -------
     ndarray of shape (n, n_outputs), float32
     """
-    fn = _FORWARD_CACHE.get(id(model))
+    fn = _FORWARD_CACHE.get(model)
     if fn is None:
         fn = _compiled_forward(model)
-        _FORWARD_CACHE.clear()
-        _FORWARD_CACHE[id(model)] = fn
+        _FORWARD_CACHE[model] = fn
     n = len(inputs[0])
     n_out = int(model.outputs[0].shape[-1])
     out = np.empty((n, n_out), np.float32)

@@ -339,6 +339,9 @@ def _train(ws: WaferSet, out_dir, cfg: CnnTrainConfig, task: str, verbose: bool)
             versions=package_versions("tensorflow", "keras"),
         )
         write_manifest(tmp, man)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp made it owner-only
     log.info("%s written to %s in %.0fs", task, out_dir, time.perf_counter() - t0)
     return Path(out_dir)
 
