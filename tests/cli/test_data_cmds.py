@@ -178,3 +178,15 @@ def test_verbose_prints_traceback(tmp_path):
                         str(missing)], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode != 0 and p.returncode != 2
     assert "Traceback" in p.stderr and "WaferFileError" in p.stderr
+
+
+def test_import_output_problems(tmp_path, shared_data):
+    src = shared_data / "wm811k" / "LSWMD_sample.pkl"
+    folder = tmp_path / "already_a_folder"
+    folder.mkdir()
+    assert_one_line_error(run("import", "wm811k", src, "-o", folder), folder, "is a folder")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = blocker / "sub" / "w.h5"  # parent is a file: cannot be created
+    r = run("import", "wm811k", src, "-o", out)
+    assert_one_line_error(r, out, "cannot write")

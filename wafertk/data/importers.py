@@ -69,15 +69,21 @@ def _summary(ws: WaferSet, path: Path) -> ImportSummary:
 
 
 def _write(ws: WaferSet, dst: str | os.PathLike, progress: bool | None, what: str) -> None:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
-    with WaferWriter(dst, class_names=ws.class_names) as w, \
-            tqdm(total=len(ws), unit="wafer", desc=what, disable=not show, leave=False) as bar:
-        for s in range(0, max(len(ws), 1), _WRITE_BATCH):
-            part = ws.slice(s, s + _WRITE_BATCH)
-            w.append(part)
-            bar.update(len(part))
+    if Path(dst).is_dir():
+        raise WaferFileError(dst, "is a folder, expected an output file name")
+    try:
+        with WaferWriter(dst, class_names=ws.class_names) as w, \
+                tqdm(total=len(ws), unit="wafer", desc=what, disable=not show,
+                     leave=False) as bar:
+            for s in range(0, max(len(ws), 1), _WRITE_BATCH):
+                part = ws.slice(s, s + _WRITE_BATCH)
+                w.append(part)
+                bar.update(len(part))
+    except OSError as exc:
+        raise WaferFileError(dst, f"cannot write ({exc.strerror or exc})") from None
 
 
 def import_lswmd(src: str | os.PathLike, dst: str | os.PathLike, *, labeled_only: bool = False,

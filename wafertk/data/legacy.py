@@ -401,7 +401,7 @@ def read_lswmd(path: str | os.PathLike, *, labeled_only: bool = False, partition
 
 
 def _unpickle(f, loader: _Loader, path: str, size: int, progress: bool | None):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(total=size, unit="B", unit_scale=True, desc="reading LSWMD pickle",
