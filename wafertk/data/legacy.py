@@ -190,7 +190,12 @@ class _Loader:
     """Holds the map arena and the callables that the ten legacy globals resolve to."""
 
     def __init__(self, capacity: int) -> None:
-        self.arena = np.empty(max(capacity, 1 << 16), dtype=np.uint8)
+        # The dies cannot outnumber the file's bytes: reserve that much address space once
+        # (untouched pages cost no memory), or grow by doubling where reserving is refused.
+        try:
+            self.arena = np.empty(max(capacity, 1 << 16), dtype=np.uint8)
+        except MemoryError:
+            self.arena = np.empty(1 << 26, dtype=np.uint8)
         self.used = 0
         self.maps = 0
 
