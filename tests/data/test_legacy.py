@@ -143,3 +143,15 @@ def test_truncated(sample_pkl, tmp_path):
 def test_missing(tmp_path):
     with pytest.raises(WaferFileError, match="no such file"):
         read_lswmd(tmp_path / "LSWMD.pkl")
+
+
+def test_arena_grows():
+    from wafertk.data.legacy import _Loader
+
+    loader = _Loader(0)
+    rng = np.random.default_rng(0)
+    maps = [rng.integers(0, 3, (30, 40), dtype=np.uint8) for _ in range(100)]
+    offs = [loader.store_map(m.tobytes(order="F"), m.shape, True) for m in maps]
+    assert loader.used == 100 * 1200 > 1 << 16
+    for m, o in zip(maps, offs, strict=True):
+        np.testing.assert_array_equal(loader.arena[o : o + m.size].reshape(m.shape), m)
