@@ -1,0 +1,64 @@
+"""Temperature scaling, recall-targeted thresholds and the step LR schedule."""
+
+import numpy as np
+import pytest
+
+from wafertk.errors import WafertkError
+from wafertk.training.calibration import (
+    apply_temperature,
+    fit_temperature,
+    logits_from_proba,
+    nll,
+    threshold_for_recall,
+)
+
+
+def test_temperature_lowers_nll_of_overconfident_toy():
+    rng = np.random.default_rng(0)
+    n, k = 2000, 4
+    y = rng.integers(0, k, n)
+    true_logits = rng.normal(0, 1, (n, k))
+    true_logits[np.arange(n), y] += 1.0
+    over = true_logits * 5  # over-confident by a factor 5
+    t = fit_temperature(over, y)
+    assert t > 2
+    assert nll(over, y, t) < nll(over, y, 1.0)
+    # binary logits too
+    yb = rng.integers(0, 2, n)
+    zb = (yb * 2 - 1) * 0.5 + rng.normal(0, 1, n)
+    tb = fit_temperature(zb * 6, yb)
+    assert nll(zb * 6, yb, tb) < nll(zb * 6, yb, 1.0)
+
+
+def test_apply_temperature_and_logits_invert():
+    p = np.array([0.1, 0.5, 0.9])
+    np.testing.assert_allclose(apply_temperature(logits_from_proba(p), 1.0), p, atol=1e-6)
+    rows = np.array([[0.7, 0.2, 0.1]])
+    np.testing.assert_allclose(apply_temperature(logits_from_proba(rows), 1.0), rows, atol=1e-6)
+
+
+def test_threshold_meets_target_recall_and_is_highest():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 1000)
+    score = np.clip(y * 0.4 + rng.random(1000) * 0.6, 0, 1)
+    for target in (0.5, 0.9, 0.97, 1.0):
+        thr = threshold_for_recall(y, score, target)
+        recall = (score[y == 1] >= thr).mean()
+        assert recall >= target
+        higher = np.nextafter(thr, 2)
+        assert (score[y == 1] >= higher).mean() < target
+    with pytest.raises(WafertkError):
+        threshold_for_recall(y, score, 0)
+
+
+@pytest.mark.tf
+def test_step_schedule_values():
+    from wafertk.training.callbacks import step_lr
+
+    base = 0.1
+    got = {e: step_lr(e, base) for e in (0, 79, 80, 119, 120, 160, 179, 180, 250)}
+    assert got[0] == got[79] == base
+    assert got[80] == pytest.approx(0.01) and got[119] == pytest.approx(0.01)
+    assert got[120] == pytest.approx(1e-3)
+    assert got[160] == pytest.approx(1e-4) and got[179] == pytest.approx(1e-4)
+    assert got[180] == pytest.approx(5e-5) and got[250] == pytest.approx(5e-5)
