@@ -1,0 +1,151 @@
+"""Inference speed of ``classify --two-phase`` end to end vs the bare forward pass.
+
+    TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD=1 .venv/bin/python benchmarks/bench_inference.py \
+        --data /tmp/wafertk-shipped/train.h5 [--limit N] [--batch-size 1024]
+
+Measures, in one process, on the shipped models:
+
+1. ``wafertk.inspect.classify(two_phase=True, report=False)``: read, preprocess, both phases,
+   write predictions.csv (wafers/s, peak RSS);
+2. the same with ``report=True`` (the report's extra cost);
+3. the bare forward pass of both models on inputs already preprocessed in memory (detector on
+   every wafer, classifier on the wafers phase 1 flags), same batch size, the compiled call loop;
+4. ``model.predict`` on the same detector inputs, for comparison.
+
+Writes ``benchmarks/results/inference.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="/tmp/wafertk-shipped/train.h5")
+    ap.add_argument("--limit", type=int, default=None, help="first N wafers only")
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/inference.json"))
+    args = ap.parse_args()
+
+    import tensorflow as tf
+
+    from wafertk.data import WaferSet, read_wafers, write_wafers
+    from wafertk.data.preprocess import die_metadata, resize_maps
+    from wafertk.inspect import classify, load_classifier, load_detector
+
+    data = Path(args.data)
+    tmp = Path(tempfile.mkdtemp(prefix="wafertk-bench-"))
+    if args.limit:
+        ws_all = read_wafers(data).slice(0, args.limit)
+        data = tmp / "wafers.h5"
+        write_wafers(ws_all, data)
+    rss_start = _rss_mb()
+    det, clf = load_detector(), load_classifier()
+
+    # warm-up (graph tracing) on a small batch, not timed
+    ws_small = read_wafers(data).slice(0, 256)
+    det.forward((resize_maps(ws_small, det.input_size),), args.batch_size)
+    clf.forward((resize_maps(ws_small, clf.input_size), die_metadata(ws_small)), args.batch_size)
+    del ws_small
+
+    runs = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        res = classify(data, tmp / "out", detector=det, classifier=clf, two_phase=True,
+                       batch_size=args.batch_size, report=False, progress=False)
+        runs.append(time.perf_counter() - t)
+    n = res.n_wafers
+    pipeline_s = min(runs)
+    rss_pipeline = _rss_mb()
+
+    t = time.perf_counter()
+    res_r = classify(data, tmp / "out_report", detector=det, classifier=clf, two_phase=True,
+                     batch_size=args.batch_size, report=True, progress=False)
+    with_report_s = time.perf_counter() - t
+    report_kb = (tmp / "out_report" / "report.html").stat().st_size / 1024
+
+    # bare forward pass on preprocessed inputs
+    ws: WaferSet = read_wafers(data)
+    t = time.perf_counter()
+    det_maps = resize_maps(ws, det.input_size)
+    resize_s = time.perf_counter() - t
+    p = det.calibrate(det.forward((det_maps,), args.batch_size))[:, 1]
+    flagged = np.flatnonzero(p >= det.threshold)
+    sub = ws.take(flagged)
+    t = time.perf_counter()
+    cls_maps = (det_maps[flagged] if clf.input_size == det.input_size
+                else resize_maps(sub, clf.input_size))
+    meta = die_metadata(sub)
+    meta_s = time.perf_counter() - t
+    fwd = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        det.forward((det_maps,), args.batch_size)
+        clf.forward((cls_maps, meta), args.batch_size)
+        fwd.append(time.perf_counter() - t)
+    forward_s = min(fwd)
+    t = time.perf_counter()
+    det.forward((det_maps,), args.batch_size)
+    det_fwd_s = time.perf_counter() - t
+    x = np.eye(3, dtype=np.float32)[det_maps]
+    det.model.predict(x[: args.batch_size], batch_size=args.batch_size, verbose=0)
+    t = time.perf_counter()
+    det.model.predict(x, batch_size=args.batch_size, verbose=0)
+    predict_s = time.perf_counter() - t
+
+    out = {
+        "command": "python benchmarks/bench_inference.py " + " ".join(sys.argv[1:]),
+        "data": str(args.data), "wafers": n, "batch_size": args.batch_size,
+        "flagged_by_phase1": int(len(flagged)),
+        "pipeline": {"what": "classify --two-phase: read + preprocess + both phases + CSV",
+                     "seconds": round(pipeline_s, 2), "wafers_per_s": round(n / pipeline_s),
+                     "runs_s": [round(r, 2) for r in runs]},
+        "pipeline_with_report": {"seconds": round(with_report_s, 2),
+                                 "wafers_per_s": round(n / with_report_s),
+                                 "report_kb": round(report_kb, 1)},
+        "forward_pass": {"what": "detector on all + classifier on flagged, inputs in memory, "
+                                 "compiled call loop", "seconds": round(forward_s, 2),
+                         "wafers_per_s": round(n / forward_s)},
+        "pipeline_over_forward": round(pipeline_s / forward_s, 3),
+        "detector_forward_wafers_per_s": round(n / det_fwd_s),
+        "detector_model_predict_wafers_per_s": round(n / predict_s),
+        "preprocess": {"resize_wafers_per_s": round(n / resize_s),
+                       "metadata_wafers_per_s": round(len(flagged) / max(meta_s, 1e-9))},
+        "peak_rss_mb": {"after_load": round(rss_start), "after_pipeline": round(rss_pipeline),
+                        "end": round(_rss_mb())},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "tensorflow": tf.__version__,
+                    "env": {k: os.environ.get(k) for k in
+                            ("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD",)}},
+        "models": {"detector_input": det.input_size, "classifier_input": clf.input_size},
+        "n_defective_reported": res_r.n_defective,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

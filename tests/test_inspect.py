@@ -1,0 +1,167 @@
+"""Two-phase inspection on the shipped models: rows, order, columns, atomic outputs, bad input."""
+
+import csv
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from wafertk.data import write_wafers
+from wafertk.data.synthetic import make_wafers
+from wafertk.errors import ModelFileError, WaferFileError, WafertkError
+from wafertk.inspect import (
+    CLASSIFY_COLUMNS,
+    DEFAULT_CLASSIFIER,
+    DEFAULT_DETECTOR,
+    DETECT_COLUMNS,
+    classify,
+    detect,
+)
+
+pytestmark = pytest.mark.tf
+
+if not (DEFAULT_DETECTOR / "model.keras").is_file():
+    pytest.skip("shipped models not present", allow_module_level=True)
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def wafers(tmp_path_factory):
+    ws = make_wafers(60, random_state=3)
+    path = tmp_path_factory.mktemp("in") / "wafers.h5"
+    write_wafers(ws, path)
+    return ws, path
+
+
+def test_classify_two_phase_rows_order_columns(wafers, tmp_path):
+    ws, path = wafers
+    res = classify(path, tmp_path / "out", batch_size=16, progress=False)
+    rows = read_csv(tmp_path / "out" / "predictions.csv")
+    assert list(rows[0]) == CLASSIFY_COLUMNS + ["label"]
+    assert [r["wafer_id"] for r in rows] == list(ws.wafer_id)
+    assert [r["label"] for r in rows] == list(ws.labels)
+    assert res.n_wafers == len(ws) == len(rows)
+    for r in rows:
+        p = float(r["p_defect"])
+        assert 0 <= p <= 1 and r["defective"] in ("0", "1")
+        if r["defective"] == "0":
+            assert r["pattern"] == "none" and r["top2"] == ""
+        else:
+            assert r["pattern"] != "none" and r["pattern"] == r["top1"]
+            assert float(r["p_top1"]) >= float(r["p_top2"]) >= float(r["p_top3"])
+        assert r["review"] in ("0", "1")
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
+
+
+def test_classify_single_phase_runs_phase2_on_every_wafer(wafers, tmp_path):
+    ws, path = wafers
+    classify(path, tmp_path / "out", two_phase=False, batch_size=32, report=False,
+             progress=False)
+    rows = read_csv(tmp_path / "out" / "predictions.csv")
+    assert len(rows) == len(ws)
+    assert all(r["p_defect"] == "" and r["defective"] == "" for r in rows)
+    assert all(r["pattern"] not in ("", "none") and r["top3"] for r in rows)
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_detect_columns(wafers, tmp_path):
+    ws, path = wafers
+    detect(path, tmp_path / "out", batch_size=7, progress=False)
+    rows = read_csv(tmp_path / "out" / "predictions.csv")
+    assert list(rows[0]) == DETECT_COLUMNS + ["label"]
+    assert [r["wafer_id"] for r in rows] == list(ws.wafer_id)
+
+
+def test_file_without_metadata_uses_defaults(tmp_path):
+    ws = make_wafers(10, random_state=0)
+    path = tmp_path / "bare.h5"
+    with h5py.File(path, "w") as h5:
+        h5.attrs["schema"] = "wafertk/1"
+        h5["maps_flat"], h5["offsets"], h5["shapes"] = ws.maps_flat, ws.offsets, ws.shapes
+    classify(path, tmp_path / "out", report=True, progress=False)
+    rows = read_csv(tmp_path / "out" / "predictions.csv")
+    assert [r["wafer_id"] for r in rows] == [str(i) for i in range(10)]
+    assert all(r["lot"] == "" and r["wafer_index"] == "-1" for r in rows)
+    assert "label" not in rows[0]
+
+
+def _copy_model(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "truncated", "wrong_kind",
+                                  "wrong_size"])
+def test_bad_models_give_one_error_and_nothing_in_out(case, wafers, tmp_path):
+    _, path = wafers
+    det = tmp_path / "det"
+    if case == "missing":
+        det = tmp_path / "nope"
+    elif case == "wrong_kind":
+        det = _copy_model(DEFAULT_CLASSIFIER, det)
+    else:
+        _copy_model(DEFAULT_DETECTOR, det)
+        model = det / "model.keras"
+        if case == "corrupt":
+            model.write_bytes(b"not a keras file at all")
+        elif case == "truncated":
+            model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+        else:
+            man = json.loads((det / "manifest.json").read_text())
+            man["input_size"] = int(man["input_size"]) + 8
+            (det / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelFileError) as exc:
+        classify(path, tmp_path / "out", detector=det, progress=False)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    expect = {"missing": "no such model", "corrupt": "corrupt model file",
+              "truncated": "corrupt model file", "wrong_kind": "wrong kind",
+              "wrong_size": "input"}[case]
+    assert expect in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_and_missing_input_files(tmp_path):
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w") as h5:
+        h5.attrs["schema"] = "wafertk/1"
+        h5["maps_flat"] = np.zeros(0, np.uint8)
+        h5["offsets"] = np.zeros(1, np.int64)
+        h5["shapes"] = np.zeros((0, 2), np.int64)
+    for bad in (empty, tmp_path / "missing.h5"):
+        with pytest.raises(WaferFileError):
+            classify(bad, tmp_path / "out", progress=False)
+        assert not (tmp_path / "out").exists()
+    with pytest.raises(WafertkError):
+        classify(empty, tmp_path / "out", batch_size=0, progress=False)
+
+
+def test_error_midway_leaves_out_untouched(wafers, tmp_path, monkeypatch):
+    _, path = wafers
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.csv").write_text("old\n")
+    from wafertk.inspect import TwoPhaseInspector
+
+    calls = {"n": 0}
+    orig = TwoPhaseInspector.inspect_batch
+
+    def boom(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise WafertkError("boom")
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(TwoPhaseInspector, "inspect_batch", boom)
+    with pytest.raises(WafertkError, match="boom"):
+        classify(path, out, batch_size=16, progress=False)
+    assert (out / "predictions.csv").read_text() == "old\n"
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
