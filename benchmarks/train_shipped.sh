@@ -2,7 +2,8 @@
 # Reproduce the shipped default CNNs (wafertk/models/shipped/{detector,classifier}) from the
 # WM-811K Training partition. Big intermediates go to $WORK (default /tmp/wafertk-shipped).
 #   bash benchmarks/train_shipped.sh            # ~25-35 min on 2 CPU cores
-# Then: .venv/bin/python benchmarks/eval_shipped.py  (end-to-end figures -> results JSON)
+# Then: .venv/bin/python benchmarks/eval_shipped.py   (validation figures -> results JSON)
+#       .venv/bin/python benchmarks/bench_inference.py  (speed -> results JSON)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -1,0 +1,131 @@
+"""Validation figures of the shipped CNNs -> ``benchmarks/results/shipped_models.json``.
+
+    .venv/bin/python benchmarks/eval_shipped.py [--data /tmp/wafertk-shipped/train.h5]
+
+Rebuilds the lot-disjoint validation split the trainers used (same function, fraction and
+seed, over all labeled wafers), runs ``classify --two-phase`` with the shipped models on those
+validation wafers, and scores the nine-class result end to end, plus phase 1 alone (recall and
+precision at the shipped threshold) and phase 2 alone (on the defect-class validation wafers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="/tmp/wafertk-shipped/train.h5")
+    ap.add_argument("--work", default="/tmp/wafertk-shipped")
+    ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/shipped_models.json"))
+    args = ap.parse_args()
+
+    import pandas as pd
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
+    from wafertk.data import WM811K_CLASSES, read_wafers, write_wafers
+    from wafertk.inspect import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, classify
+    from wafertk.models import load_manifest
+    from wafertk.training.trainer import validation_split
+
+    det_man = load_manifest(DEFAULT_DETECTOR, "cnn-detector")
+    cls_man = load_manifest(DEFAULT_CLASSIFIER, "cnn-classifier")
+    split_cfg = det_man.extra["config"]["data"]
+    cls_split = cls_man.extra["config"]["data"]
+    for key in ("validation_fraction", "split_seed"):
+        assert split_cfg[key] == cls_split[key], f"detector and classifier splits differ: {key}"
+
+    ws = read_wafers(args.data)
+    ws = ws.take(ws.labeled_mask())
+    split = validation_split(ws, split_cfg["validation_fraction"], split_cfg["split_seed"])
+    val = ws.take(split.val)
+    tmp = Path(tempfile.mkdtemp(prefix="wafertk-eval-"))
+    write_wafers(val, tmp / "val.h5")
+    t = time.perf_counter()
+    classify(tmp / "val.h5", tmp / "out", two_phase=True, progress=False)
+    secs = time.perf_counter() - t
+    pred = pd.read_csv(tmp / "out" / "predictions.csv", keep_default_na=False)
+    y = val.label_strings().astype(str)
+    p = pred["pattern"].astype(str).to_numpy()
+    assert (pred["wafer_id"].astype(str).to_numpy() == val.wafer_id.astype(str)).all()
+    names = list(WM811K_CLASSES)
+    pr, rc, f1, sup = precision_recall_fscore_support(y, p, labels=names, zero_division=0)
+    is_def = y != "none"
+    flagged = pred["defective"].to_numpy() == 1
+    tp = int((flagged & is_def).sum())
+    end_to_end = {
+        "n_wafers": int(len(y)), "n_lots": int(len(set(val.lot))),
+        "accuracy": float(accuracy_score(y, p)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, p)),
+        "macro_f1": float(f1.mean()),
+        "weighted_f1": float(np.average(f1, weights=sup)),
+        "per_class": {c: {"precision": round(float(pr[i]), 4), "recall": round(float(rc[i]), 4),
+                          "f1": round(float(f1[i]), 4), "support": int(sup[i])}
+                      for i, c in enumerate(names)},
+        "confusion_matrix": {"labels": names,
+                             "matrix": confusion_matrix(y, p, labels=names).tolist()},
+        "review_flagged": int(pred["review"].sum()),
+        "seconds": round(secs, 2),
+    }
+    phase1 = {"threshold": det_man.extra["threshold"],
+              "recall": tp / max(int(is_def.sum()), 1),
+              "precision": tp / max(int(flagged.sum()), 1),
+              **{k: det_man.extra["validation"].get(k) for k in ("roc_auc",
+                                                                 "average_precision")}}
+
+    def size_kb(folder: Path) -> float:
+        return round((folder / "model.keras").stat().st_size / 1024, 1)
+
+    def wall(task: str):
+        f = Path(args.work) / f"{task}.time"
+        return f.read_text().strip() if f.is_file() else None
+
+    out = {
+        "command": "bash benchmarks/train_shipped.sh && python benchmarks/eval_shipped.py",
+        "data": "WM-811K Training partition (54,355 labeled maps), lot-disjoint 80/20 split "
+                f"(lot_stratified_split, seed {split_cfg['split_seed']})",
+        "targets": {"phase1_recall": 0.97, "phase1_precision": 0.95, "end_to_end_macro_f1": 0.90},
+        "phase1_detector": phase1,
+        "phase2_classifier": cls_man.extra["validation"],
+        "end_to_end_two_phase": end_to_end,
+        "models": {
+            "detector": {"input_size": det_man.input_size, "size_kb": size_kb(DEFAULT_DETECTOR),
+                         "temperature": det_man.extra["temperature"],
+                         "training": det_man.extra["training"], "wall": wall("detector")},
+            "classifier": {"input_size": cls_man.input_size,
+                           "size_kb": size_kb(DEFAULT_CLASSIFIER),
+                           "temperature": cls_man.extra["temperature"],
+                           "training": cls_man.extra["training"], "wall": wall("classifier")},
+        },
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps({k: out[k] for k in ("phase1_detector", "models")}, indent=2))
+    print(f"end-to-end macro-F1 {end_to_end['macro_f1']:.4f} "
+          f"accuracy {end_to_end['accuracy']:.4f}")
+    for c, r in end_to_end["per_class"].items():
+        print(f"  {c:<10} P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "
+              f"n {r['support']}")
+
+
+if __name__ == "__main__":
+    main()
