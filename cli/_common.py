@@ -19,7 +19,7 @@ def setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("wafertk").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("wafertk").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:
         import os
 
@@ -46,6 +46,11 @@ def handle_errors(func):
             if verbose:
                 raise
             fail(str(exc))
+        except OSError as exc:  # disk full, permission denied, ... while reading or writing
+            if verbose:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}")
         except MemoryError:
             if verbose:
                 raise
