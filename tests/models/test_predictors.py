@@ -1,0 +1,44 @@
+"""CNN predictors: compiled forward pass, calibration, and the batch metadata they feed."""
+
+import numpy as np
+import pytest
+
+from wafertk.data.preprocess import die_metadata, die_metadata_one
+from wafertk.data.synthetic import make_wafers
+
+
+def test_vectorised_metadata_equals_per_map():
+    ws = make_wafers(120, shape_range=(3, 40), random_state=0)
+    maps = list(ws) + [np.zeros((0, 4), np.uint8), np.zeros((3, 3), np.uint8),
+                       np.full((1, 1), 2, np.uint8)]
+    got = die_metadata(maps)
+    want = np.stack([die_metadata_one(np.asarray(m)) for m in maps])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    got_ws = die_metadata(ws)
+    want_ws = np.stack([die_metadata_one(np.asarray(m), d) for m, d in zip(ws, ws.die_size,
+                                                                          strict=True)])
+    np.testing.assert_allclose(got_ws, want_ws, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.tf
+def test_forward_pass_matches_model_and_calibration(tmp_path):
+    from wafertk.data.preprocess import one_hot, resize_maps
+    from wafertk.models.cnn import build_wafer_cnn_detector
+    from wafertk.models.manifest import Manifest
+    from wafertk.models.predictors import CnnPredictor, forward_pass
+
+    m = build_wafer_cnn_detector((16, 16, 3), conv_filters=(4,), dense_units=4, seed=0)
+    ws = make_wafers(37, random_state=1)
+    maps = resize_maps(ws, 16)
+    got = forward_pass(m, (maps,), batch_size=8)
+    want = np.asarray(m(one_hot(maps), training=False))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    man = Manifest(kind="cnn-detector", model_file="model.keras", classes=["good", "defective"],
+                   input_size=16, extra={"temperature": 2.0, "threshold": 0.5})
+    pred = CnnPredictor(m, man)
+    proba = pred.predict_proba(ws, batch_size=10)
+    assert proba.shape == (37, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    z = np.log(want[:, 0] / (1 - want[:, 0]))
+    np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-z / 2.0)), rtol=1e-4)
+    assert set(pred.predict(ws)) <= {"good", "defective"}
