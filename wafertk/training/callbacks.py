@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import keras
@@ -55,11 +56,21 @@ class BestWeights(keras.callbacks.Callback):
 
 
 class EpochLine(keras.callbacks.Callback):
-    """One compact log line per epoch (used when Keras's own progress output is off)."""
+    """One compact line per epoch on standard error (when Keras's own progress bar is off).
 
-    def __init__(self, epochs: int, name: str = "train") -> None:
+    Parameters
+    ----------
+    epochs : int
+        Planned epochs (for ``epoch 3/30``).
+    name : str
+        Prefix of the line.
+    stream : file-like, optional
+        Where to write (default ``sys.stderr``); ``False`` = only log at DEBUG level.
+    """
+
+    def __init__(self, epochs: int, name: str = "train", stream=None) -> None:
         super().__init__()
-        self.epochs, self.name = epochs, name
+        self.epochs, self.name, self.stream = epochs, name, stream
         self._t = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -70,5 +81,8 @@ class EpochLine(keras.callbacks.Callback):
         parts = " ".join(f"{k}={float(v):.4g}" for k, v in logs.items()
                          if k in ("loss", "val_loss", "accuracy", "val_accuracy", "auc",
                                   "val_auc", "learning_rate"))
-        log.info("%s epoch %d/%d %.0fs %s", self.name, epoch + 1, self.epochs,
-                 time.perf_counter() - self._t, parts)
+        line = (f"{self.name} epoch {epoch + 1}/{self.epochs} "
+                f"{time.perf_counter() - self._t:.0f}s {parts}")
+        log.debug("%s", line)
+        if self.stream is not False:
+            print(line, file=self.stream or sys.stderr, flush=True)

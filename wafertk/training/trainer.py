@@ -83,7 +83,7 @@ def _labeled(ws: WaferSet) -> WaferSet:
 
 
 def train_detector(ws: WaferSet, out_dir: str | os.PathLike, config: CnnTrainConfig | None = None,
-                   *, verbose: bool = False) -> Path:
+                   *, verbose: bool = False, progress: bool = True) -> Path:
     """Train the phase-1 CNN (none -> good, any pattern -> defective) into ``out_dir``.
 
     Parameters
@@ -95,25 +95,28 @@ def train_detector(ws: WaferSet, out_dir: str | os.PathLike, config: CnnTrainCon
     config : CnnTrainConfig, optional
         Default :class:`~wafertk.training.config.CnnTrainConfig`.
     verbose : bool
-        Keras progress bars instead of one log line per epoch.
+        Keras progress bars instead of one line per epoch.
+    progress : bool, default True
+        One line per epoch on standard error (when not ``verbose``).
 
     Returns
     -------
     pathlib.Path
         The run folder (a loadable model folder, kind ``"cnn-detector"``).
     """
-    return _train(ws, out_dir, config or CnnTrainConfig(), "detector", verbose)
+    return _train(ws, out_dir, config or CnnTrainConfig(), "detector", verbose, progress)
 
 
 def train_classifier(ws: WaferSet, out_dir: str | os.PathLike,
-                     config: CnnTrainConfig | None = None, *, verbose: bool = False) -> Path:
+                     config: CnnTrainConfig | None = None, *, verbose: bool = False,
+                     progress: bool = True) -> Path:
     """Train the phase-2 pattern CNN on the eight defect classes (class-weighted) into ``out_dir``.
 
     Parameters and returns as :func:`train_detector`; the model kind is ``"cnn-classifier"``.
     Wafers labeled ``none`` only take part in the split (so that validation lots match the
     detector's) and are then dropped.
     """
-    return _train(ws, out_dir, config or CnnTrainConfig(), "classifier", verbose)
+    return _train(ws, out_dir, config or CnnTrainConfig(), "classifier", verbose, progress)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +193,8 @@ def _write_history(hist: dict[str, list[float]], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _train(ws: WaferSet, out_dir, cfg: CnnTrainConfig, task: str, verbose: bool) -> Path:
+def _train(ws: WaferSet, out_dir, cfg: CnnTrainConfig, task: str, verbose: bool,
+           progress: bool = True) -> Path:
     import keras
 
     from wafertk.models.cnn import (
@@ -270,7 +274,7 @@ def _train(ws: WaferSet, out_dir, cfg: CnnTrainConfig, task: str, verbose: bool)
             monitor="val_loss", factor=t.plateau_factor, patience=t.plateau_patience,
             min_lr=t.learning_rate * 1e-3, verbose=0))
     if not verbose:
-        callbacks.append(EpochLine(t.epochs, task))
+        callbacks.append(EpochLine(t.epochs, task, stream=None if progress else False))
     cw = None
     if task == "classifier" and t.class_weight:
         cw = class_weights(y_tr, len(classes), max_weight=t.max_class_weight)
