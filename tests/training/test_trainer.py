@@ -82,6 +82,7 @@ def test_train_cli_writes_every_output(task, tiny_h5, tiny_config, tmp_path):
     assert man["kind"] == f"cnn-{task}" and man["input_size"] == 16
     assert man["extra"]["temperature"] > 0
     if task == "detector":
+        assert (out / "curves_roc.png").is_file() and (out / "curves_pr.png").is_file()
         assert man["classes"] == ["good", "defective"]
         assert 0 <= man["extra"]["threshold"] <= 1
         assert man["extra"]["validation"]["recall"] >= 0.97

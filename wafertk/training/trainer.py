@@ -6,6 +6,7 @@ A run folder (written atomically: a temporary folder renamed at the end) holds::
     history.csv        per-epoch loss/metrics/learning rate
     curves_loss.png    training and validation loss
     curves_metric.png  training and validation accuracy (and AUC for the detector)
+    curves_roc.png, curves_pr.png   detector: validation ROC and PR curves, threshold marked
     report/            evaluation report of the validation split (report.json/md/html, PNGs)
     model.keras        the best-epoch model
     manifest.json      classes, input size, preprocessing, threshold, temperature, figures
@@ -184,6 +185,39 @@ def _plot_history(hist: dict[str, list[float]], folder: Path, task: str) -> None
         plt.close(fig)
 
 
+def _plot_roc_pr(y: np.ndarray, score: np.ndarray, threshold: float, folder: Path) -> None:
+    """``curves_roc.png`` and ``curves_pr.png`` of the validation scores, threshold marked."""
+    if len(np.unique(y)) < 2:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    pred = score >= threshold
+    tpr_at = pred[y == 1].mean()
+    fpr_at = pred[y == 0].mean()
+    prec_at = (pred & (y == 1)).sum() / max(pred.sum(), 1)
+    fpr, tpr, _ = roc_curve(y, score)
+    prec, rec, _ = precision_recall_curve(y, score)
+    for name, (xs, ys, xl, yl, pt) in {
+        "roc": (fpr, tpr, "false positive rate", "true positive rate (recall)",
+                (fpr_at, tpr_at)),
+        "pr": (rec, prec, "recall", "precision", (tpr_at, prec_at)),
+    }.items():
+        fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=100)
+        ax.plot(xs, ys)
+        ax.plot(*pt, "o", color="C3", label=f"threshold {threshold:.3f}")
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right" if name == "roc" else "lower left")
+        fig.tight_layout()
+        fig.savefig(folder / f"curves_{name}.png")
+        plt.close(fig)
+
+
 def _write_history(hist: dict[str, list[float]], path: Path) -> None:
     keys = list(hist)
     n = len(hist[keys[0]]) if keys else 0
@@ -310,6 +344,7 @@ def _train(ws: WaferSet, out_dir, cfg: CnnTrainConfig, task: str, verbose: bool,
         _write_history(hist, tmp / "history.csv")
         _plot_history(hist, tmp, task)
         if task == "detector":
+            _plot_roc_pr(y_va.astype(np.int64), score, threshold, tmp)
             _write_report(tmp / "report", "Detector validation (lot-disjoint split)",
                           binary=(y_va.astype(np.int64), score, threshold))
         else:
