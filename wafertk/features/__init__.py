@@ -1,0 +1,74 @@
+"""Wafer-map features: plain functions over maps and scikit-learn transformers.
+
+Feature sets (:data:`FEATURE_SETS`):
+
+========== ============================================================== =========
+set        what                                                           columns
+========== ============================================================== =========
+gabor      Gabor bank (3 frequencies x 4 orientations) on the resized     48
+           fail channel: mean, std, max, energy of each magnitude
+filters    Sato ridge filter statistics (kept by ablation; Sobel and LBP  4
+           are available candidates)
+density    fail density in 13 regions (4 edge quarters + 3x3 inner grid)  13
+radon      Radon profile, 20 means + 20 stds (cubic interpolation)        40
+geometry   most salient fail region after a median filter                 8
+meta       die-metadata vector (same as the CNN's)                        18
+========== ============================================================== =========
+
+Functions work on native-size maps (density, radon, geometry, meta) or on the fail-preserving
+resize (gabor, filters, default 64 x 64). Nothing here imports TensorFlow or XGBoost.
+"""
+
+from wafertk.features.extract import (
+    DEFAULT_SETS,
+    FEATURE_SETS,
+    extract_features,
+    extract_file,
+    feature_names,
+    make_feature_union,
+    parse_sets,
+)
+from wafertk.features.filters import filter_features
+from wafertk.features.gabor import (
+    gabor_features,
+    gabor_responses,
+    gabor_responses_reference,
+)
+from wafertk.features.transformers import (
+    DensityFeatures,
+    FilterFeatures,
+    GaborFeatures,
+    GeometryFeatures,
+    MetaFeatures,
+    RadonFeatures,
+)
+from wafertk.features.wu import (
+    density_features,
+    geometry_features,
+    radon_features,
+    sinogram,
+)
+
+__all__ = [
+    "DEFAULT_SETS",
+    "FEATURE_SETS",
+    "DensityFeatures",
+    "FilterFeatures",
+    "GaborFeatures",
+    "GeometryFeatures",
+    "MetaFeatures",
+    "RadonFeatures",
+    "density_features",
+    "extract_features",
+    "extract_file",
+    "feature_names",
+    "filter_features",
+    "gabor_features",
+    "gabor_responses",
+    "gabor_responses_reference",
+    "geometry_features",
+    "make_feature_union",
+    "parse_sets",
+    "radon_features",
+    "sinogram",
+]

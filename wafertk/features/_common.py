@@ -1,0 +1,53 @@
+"""Input handling shared by the feature extractors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from wafertk.data.waferset import FAIL, WaferSet, check_wafer_maps
+
+MapsLike = WaferSet | Sequence[np.ndarray] | np.ndarray
+
+
+def as_map_list(maps: MapsLike) -> list[np.ndarray]:
+    """Native-size maps as a list of 2-D uint8 arrays (checked at the door).
+
+    Parameters
+    ----------
+    maps : WaferSet, sequence of ndarray of shape (H_i, W_i), or ndarray of shape (n, H, W)
+        Wafer maps, 0 = no die, 1 = pass, 2 = fail.
+
+    Returns
+    -------
+    list of ndarray of shape (H_i, W_i), uint8
+    """
+    if isinstance(maps, WaferSet):
+        return list(maps)
+    if isinstance(maps, np.ndarray) and maps.ndim == 2:
+        maps = maps[None]
+    check_wafer_maps(maps)
+    return [np.asarray(m, dtype=np.uint8) for m in maps]
+
+
+def fail_mask(m: np.ndarray) -> np.ndarray:
+    """Boolean mask of failing dies, shape of ``m``."""
+    return m == FAIL
+
+
+def resized_fail_channel(maps: MapsLike, size: int) -> np.ndarray:
+    """Fail channel of the fail-preserving resize: ndarray of shape (n, size, size), float32.
+
+    A stack already of shape ``(n, size, size)`` is used as is (no second resize).
+    """
+    from wafertk.data.preprocess import resize_maps
+
+    if isinstance(maps, np.ndarray) and maps.ndim == 3 and maps.shape[1:] == (size, size):
+        check_wafer_maps(maps)
+        stack = maps
+    else:
+        if not isinstance(maps, WaferSet):
+            maps = as_map_list(maps)
+        stack = resize_maps(maps, size) if len(maps) else np.zeros((0, size, size), np.uint8)
+    return (stack == FAIL).astype(np.float32)

@@ -1,0 +1,311 @@
+"""Classic wafer-map features of Wu, Jang and Chen (2015), on native-size maps.
+
+M.-J. Wu, J.-S. R. Jang, J.-L. Chen, "Wafer Map Failure Pattern Recognition and Similarity
+Ranking for Large-Scale Data Sets", IEEE Trans. Semiconductor Manufacturing 28(1), 2015.
+
+* :func:`density_features`: fail density in 13 regions.
+* :func:`radon_features`: Radon-transform profile of the fail dies, 20 means + 20 stds.
+* :func:`geometry_features`: shape of the most salient fail region after a median filter.
+
+Every function returns finite values for any map: a map without fail dies, a 1x1 map or a
+very large map gives zeros where a value is undefined, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from wafertk.errors import WafertkError
+from wafertk.features._common import MapsLike, as_map_list
+
+# ---------------------------------------------------------------------------- density
+#: Normalised radius beyond which a die belongs to one of the four edge quarters.
+EDGE_RADIUS = 0.8
+DENSITY_FEATURE_NAMES: tuple[str, ...] = (
+    "density_edge_top", "density_edge_right", "density_edge_bottom", "density_edge_left",
+    *(f"density_inner_{r}{c}" for r in range(3) for c in range(3)),
+)
+
+
+@lru_cache(maxsize=4096)
+def _region_index(h: int, w: int, edge_radius: float) -> np.ndarray:
+    """Region (0..12) of every cell of an ``h x w`` grid, see :func:`density_features`."""
+    v = (np.arange(h) + 0.5) / h * 2 - 1  # -1 top .. 1 bottom
+    u = (np.arange(w) + 0.5) / w * 2 - 1  # -1 left .. 1 right
+    vv, uu = np.meshgrid(v, u, indexing="ij")
+    r = np.hypot(uu, vv)
+    ang = np.degrees(np.arctan2(-vv, uu)) % 360  # 0 = right, 90 = top (counter-clockwise)
+    edge = ((ang + 45) % 360 // 90).astype(np.int64)  # 0 right, 1 top, 2 left, 3 bottom
+    edge = np.array([1, 0, 3, 2])[edge]  # -> 0 top, 1 right, 2 bottom, 3 left
+    step = 2 * edge_radius / 3
+    row = np.clip(((vv + edge_radius) // step).astype(np.int64), 0, 2)
+    col = np.clip(((uu + edge_radius) // step).astype(np.int64), 0, 2)
+    idx = np.where(r > edge_radius, edge, 4 + 3 * row + col)
+    idx.setflags(write=False)
+    return idx
+
+
+def density_one(m: np.ndarray, edge_radius: float = EDGE_RADIUS) -> np.ndarray:
+    """Fail density in the 13 regions of one map; see :func:`density_features`.
+
+    Returns
+    -------
+    ndarray of shape (13,), float32
+    """
+    h, w = m.shape
+    if h == 0 or w == 0:
+        return np.zeros(13, np.float32)
+    idx = _region_index(h, w, float(edge_radius)).ravel()
+    flat = m.ravel()
+    dies = np.bincount(idx, weights=flat > 0, minlength=13)
+    fails = np.bincount(idx, weights=flat == 2, minlength=13)
+    return np.divide(fails, dies, out=np.zeros(13), where=dies > 0).astype(np.float32)
+
+
+def density_features(maps: MapsLike, edge_radius: float = EDGE_RADIUS) -> np.ndarray:
+    """Fail density (failing dies / dies) in 13 regions of each native-size map.
+
+    Cell ``(i, j)`` of an ``H x W`` grid has normalised coordinates
+    ``u = 2 (j + 0.5) / W - 1`` (left to right) and ``v = 2 (i + 0.5) / H - 1`` (top to
+    bottom), both in (-1, 1), and radius ``r = sqrt(u^2 + v^2)``. Cells with
+    ``r > edge_radius`` form the edge ring, split into four quarters by the angle of
+    ``(u, -v)``: top (45-135 degrees), right (-45-45), bottom (225-315), left (135-225).
+    The other cells fall in a 3 x 3 grid over the square ``[-edge_radius, edge_radius]^2``
+    (cells of width ``2 edge_radius / 3``), numbered row-major from the top left.
+    Only dies (non-zero cells) count; a region without dies has density 0.
+
+    Parameters
+    ----------
+    maps : WaferSet or sequence of ndarray of shape (H_i, W_i)
+    edge_radius : float, default 0.8
+
+    Returns
+    -------
+    ndarray of shape (n, 13), float32
+        Columns as in :data:`DENSITY_FEATURE_NAMES`: 4 edge quarters then the inner grid.
+    """
+    if not 0 < edge_radius < math.sqrt(2):
+        raise WafertkError(f"edge_radius must be in (0, 1.41), got {edge_radius}")
+    ms = as_map_list(maps)
+    out = np.zeros((len(ms), 13), np.float32)
+    for i, m in enumerate(ms):
+        out[i] = density_one(m, edge_radius)
+    return out
+
+
+# ---------------------------------------------------------------------------- radon
+RADON_POINTS = 20
+RADON_ANGLES = 60
+
+
+def radon_feature_names(n_points: int = RADON_POINTS) -> list[str]:
+    """``radon_mean_00..`` then ``radon_std_00..``."""
+    return ([f"radon_mean_{i:02d}" for i in range(n_points)]
+            + [f"radon_std_{i:02d}" for i in range(n_points)])
+
+
+@lru_cache(maxsize=16)
+def _angles(n_angles: int) -> tuple[np.ndarray, np.ndarray]:
+    th = np.pi * np.arange(n_angles) / n_angles
+    return np.cos(th), np.sin(th)
+
+
+def sinogram(fail: np.ndarray, n_angles: int = RADON_ANGLES) -> np.ndarray:
+    """Radon transform of a binary fail mask by binning the fail dies' projections.
+
+    Each fail die at centred coordinates ``(x, y)`` adds 1 to bin
+    ``round(x cos t + y sin t) + D // 2`` of angle ``t`` (``D`` = the grid's diagonal in
+    dies), which is the pixel-driven Radon transform: same profiles as
+    :func:`skimage.transform.radon` up to interpolation, at a cost proportional to the number
+    of fail dies.
+
+    Parameters
+    ----------
+    fail : ndarray of shape (H, W), bool
+    n_angles : int, default 60
+        Angles evenly spaced in [0, 180) degrees.
+
+    Returns
+    -------
+    ndarray of shape (D + 1, n_angles), float64
+        Fail dies per projection line.
+    """
+    h, w = fail.shape
+    diag = int(math.ceil(math.hypot(h, w)))
+    n_bins = diag + 1
+    ys, xs = np.nonzero(fail)
+    out = np.zeros((n_bins, n_angles))
+    if len(ys) == 0:
+        return out
+    x = xs - (w - 1) / 2.0
+    y = (h - 1) / 2.0 - ys
+    c, s = _angles(n_angles)
+    # unique (x, y) per die: project in chunks to bound memory on very large maps
+    step = max(1, 4_000_000 // n_angles)
+    flat = np.zeros(n_bins * n_angles)
+    cols = np.arange(n_angles)
+    for a in range(0, len(x), step):
+        t = np.rint(np.outer(x[a:a + step], c) + np.outer(y[a:a + step], s)).astype(np.int64)
+        t += diag // 2
+        np.clip(t, 0, n_bins - 1, out=t)
+        flat += np.bincount((t * n_angles + cols).ravel(), minlength=n_bins * n_angles)
+    out[:] = flat.reshape(n_bins, n_angles)
+    return out
+
+
+def _resample(profile: np.ndarray, n_points: int) -> np.ndarray:
+    """Cubic interpolation of a profile onto ``n_points`` evenly spaced positions."""
+    k = len(profile)
+    if k == 0:
+        return np.zeros(n_points)
+    if k == 1:
+        return np.full(n_points, profile[0])
+    xs = np.linspace(0, 1, k)
+    xt = np.linspace(0, 1, n_points)
+    if k < 4:
+        return np.interp(xt, xs, profile)
+    from scipy.interpolate import CubicSpline
+
+    return CubicSpline(xs, profile)(xt)
+
+
+def radon_one(m: np.ndarray, n_points: int = RADON_POINTS, n_angles: int = RADON_ANGLES
+              ) -> np.ndarray:
+    """Radon features of one map; see :func:`radon_features`.
+
+    Returns
+    -------
+    ndarray of shape (2 * n_points,), float32
+    """
+    fail = m == 2
+    if not fail.any():
+        return np.zeros(2 * n_points, np.float32)
+    sino = sinogram(fail, n_angles) / max(m.shape)
+    mean = _resample(sino.mean(axis=1), n_points)
+    std = _resample(sino.std(axis=1), n_points)
+    return np.nan_to_num(np.concatenate([mean, std])).astype(np.float32)
+
+
+def radon_features(maps: MapsLike, n_points: int = RADON_POINTS, n_angles: int = RADON_ANGLES
+                   ) -> np.ndarray:
+    """Radon-transform features of the fail dies (Wu et al. 2015).
+
+    The sinogram of the binary fail mask (projection position x angle, ``n_angles`` angles
+    over 180 degrees, see :func:`sinogram`) is divided by the longer grid side (so a value is
+    the fraction of a wafer-wide line that fails); its mean and standard deviation over the
+    angles give two profiles along the projection axis, each resampled by cubic interpolation
+    to ``n_points`` values.
+
+    Parameters
+    ----------
+    maps : WaferSet or sequence of ndarray of shape (H_i, W_i)
+    n_points : int, default 20
+    n_angles : int, default 60
+
+    Returns
+    -------
+    ndarray of shape (n, 2 * n_points), float32
+        ``n_points`` means then ``n_points`` stds; zeros for a map without fail dies.
+    """
+    if n_points < 1 or n_angles < 1:
+        raise WafertkError("radon n_points and n_angles must be at least 1")
+    ms = as_map_list(maps)
+    out = np.zeros((len(ms), 2 * n_points), np.float32)
+    for i, m in enumerate(ms):
+        out[i] = radon_one(m, n_points, n_angles)
+    return out
+
+
+# ---------------------------------------------------------------------------- geometry
+GEOMETRY_FEATURE_NAMES: tuple[str, ...] = (
+    "geom_area",  # region dies / wafer dies
+    "geom_perimeter",  # region perimeter / wafer circumference (pi x equivalent diameter)
+    "geom_major_axis",  # major axis length / wafer equivalent diameter
+    "geom_minor_axis",  # minor axis length / wafer equivalent diameter
+    "geom_eccentricity",  # 0 circle .. 1 line
+    "geom_solidity",  # area / convex area
+    "geom_centroid_radius",  # distance of the region centroid from the grid centre, 0..1
+    "geom_regions",  # log(1 + number of fail regions after the median filter)
+)
+
+
+def geometry_one(m: np.ndarray, median_size: int = 3) -> np.ndarray:
+    """Geometry of the most salient fail region of one map; see :func:`geometry_features`.
+
+    Returns
+    -------
+    ndarray of shape (8,), float32
+    """
+    import cv2
+    from scipy import ndimage as ndi
+
+    out = np.zeros(len(GEOMETRY_FEATURE_NAMES), np.float64)
+    fail = (m == 2).astype(np.uint8)
+    if not fail.any():
+        return out.astype(np.float32)
+    h, w = m.shape
+    den = fail
+    if median_size > 1 and min(h, w) >= 2:
+        den = cv2.medianBlur(fail * 255, median_size) > 0
+        den = den.astype(np.uint8)
+    if not den.any():  # the filter removed everything (sparse fails, thin lines): use raw
+        den = fail
+    lab, n = ndi.label(den, structure=np.ones((3, 3)))
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    big = int(sizes.argmax())
+    sl = ndi.find_objects(lab, max_label=big)[big - 1]
+    region = lab[sl] == big
+    from skimage.measure import regionprops
+
+    p = regionprops(region.astype(np.uint8))[0]
+    dies = max(float((m > 0).sum()), 1.0)
+    diam = math.sqrt(4 * dies / math.pi)
+    cy = (p.centroid[0] + sl[0].start + 0.5) / h * 2 - 1
+    cx = (p.centroid[1] + sl[1].start + 0.5) / w * 2 - 1
+    out[:] = [
+        p.area / dies,
+        p.perimeter / (math.pi * diam),
+        p.axis_major_length / diam,
+        p.axis_minor_length / diam,
+        p.eccentricity,
+        p.solidity if p.area > 0 else 0.0,
+        min(math.hypot(cx, cy) / math.sqrt(2), 1.0),
+        math.log1p(n),
+    ]
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+def geometry_features(maps: MapsLike, median_size: int = 3) -> np.ndarray:
+    """Shape of the most salient fail region of each native-size map (Wu et al. 2015).
+
+    The binary fail mask is denoised by a ``median_size x median_size`` median filter
+    (:func:`cv2.medianBlur`, borders replicated); when that removes every fail die (sparse
+    Random-like fails, one-die-wide scratches) the raw mask is used instead. Regions are
+    8-connected (:func:`scipy.ndimage.label`); the largest one (counted with ``bincount``)
+    is measured with :func:`skimage.measure.regionprops` on its bounding box only.
+
+    Parameters
+    ----------
+    maps : WaferSet or sequence of ndarray of shape (H_i, W_i)
+    median_size : int, default 3
+        Odd median-filter side; 1 disables the filter.
+
+    Returns
+    -------
+    ndarray of shape (n, 8), float32
+        Columns as in :data:`GEOMETRY_FEATURE_NAMES`: area / wafer dies, perimeter / wafer
+        circumference, major and minor axis / wafer equivalent diameter
+        (``sqrt(4 dies / pi)``), eccentricity, solidity, centroid radius (0 centre, 1 grid
+        corner), ``log(1 + regions)``. All zeros for a map without fail dies.
+    """
+    if median_size < 1 or median_size % 2 == 0:
+        raise WafertkError(f"median_size must be an odd positive integer, got {median_size}")
+    ms = as_map_list(maps)
+    out = np.zeros((len(ms), len(GEOMETRY_FEATURE_NAMES)), np.float32)
+    for i, m in enumerate(ms):
+        out[i] = geometry_one(m, median_size)
+    return out
