@@ -313,6 +313,9 @@ class XGBoostWaferClassifier(ClassifierMixin, BaseEstimator):
             tmp_json.replace(tmp)
         params = {k: v for k, v in self.get_params().items()}
         params = json.loads(json.dumps(params, default=list))
+        versions = package_versions("xgboost-cpu", "xgboost", "scikit-learn", "scikit-image",
+                                    "opencv-python-headless")
+        versions["xgboost"] = str(_xgb().__version__)
         man = Manifest(
             kind=KIND, model_file=MODEL_FILE, classes=[str(c) for c in self.classes_],
             input_size=None,
@@ -320,8 +323,7 @@ class XGBoostWaferClassifier(ClassifierMixin, BaseEstimator):
                            "feature_params": params["feature_params"] or {},
                            "feature_names": list(self.feature_names_)},
             extra={"best_iteration": self.best_iteration_, "params": params, **(extra or {})},
-            versions=package_versions("xgboost", "scikit-learn", "scikit-image",
-                                      "opencv-python-headless"),
+            versions=versions,
         )
         write_manifest(folder, man)
         self.manifest = man
