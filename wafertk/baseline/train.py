@@ -40,7 +40,7 @@ class XGBoostTrainConfig:
 
     classes: Literal["defects", "all"] = "defects"
     feature_sets: list[str] = field(default_factory=lambda: [
-        "gabor", "filters", "density", "radon", "geometry", "meta"])
+        "filters", "density", "radon", "geometry", "meta"])
     feature_params: dict = field(default_factory=dict)
     val_fraction: float = 0.2
     seed: int = 0

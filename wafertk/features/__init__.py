@@ -7,12 +7,12 @@ set        what                                                           column
 ========== ============================================================== =========
 gabor      Gabor bank (3 frequencies x 4 orientations) on the resized     48
            fail channel: mean, std, max, energy of each magnitude
-filters    Sato ridge filter statistics (kept by ablation; Sobel and LBP  4
-           are available candidates)
+filters    uniform LBP histogram (P=8, R=1) of the resized map (kept by   10
+           ablation; Sobel and Sato ridge are available candidates)
 density    fail density in 13 regions (4 edge quarters + 3x3 inner grid)  13
 radon      Radon profile, 20 means + 20 stds (cubic interpolation)        40
 geometry   most salient fail region after a median filter                 8
-meta       die-metadata vector (same as the CNN's)                        18
+meta       die-metadata vector (same as the CNN's)                        17
 ========== ============================================================== =========
 
 Functions work on native-size maps (density, radon, geometry, meta) or on the fail-preserving
