@@ -75,8 +75,11 @@ def ablation(args) -> None:
         **{f"base+filters[{f}]": (["filters", *BASE], {"filters": {"filters": [f]}})
            for f in ALL_FILTERS},
         "base+gabor+filters[sobel,lbp,ridge]": (all_sets, params_all),
-        **{f"all-but-{s}": ([x for x in all_sets if x != s], params_all)
-           for s in ["gabor", "density", "radon", "geometry", "meta"]},
+        "all-but-gabor": ([x for x in all_sets if x != "gabor"], params_all),
+        # leave one set out of the chosen default (filters = LBP)
+        **{f"default-minus-{s}": ([x for x in ["filters", *BASE] if x != s],
+                                  {"filters": {"filters": ["lbp"]}} if s != "filters" else {})
+           for s in ["density", "radon", "geometry", "meta"]},
     }
     if args.only:
         variants = {k: v for k, v in variants.items() if k in args.only.split(";")}
