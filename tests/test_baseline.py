@@ -98,3 +98,16 @@ def test_train_xgboost_run_folder(tmp_path):
     assert rep["metrics"]["classes"] == list(DEFECT_CLASSES)
     assert rep["extra"]["n_train"] + rep["extra"]["n_validation"] == 160
     assert not list(tmp_path.glob(".run*"))  # no temporary folder left
+
+
+def test_shipped_model_loads_and_predicts():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "wafertk" / "models" / "shipped" / "xgboost"
+    clf = load_predictor(folder)
+    assert isinstance(clf, XGBoostWaferClassifier)
+    assert list(clf.classes_) == list(DEFECT_CLASSES)
+    ws = make_wafers(16, classes=DEFECT_CLASSES, random_state=7)
+    p = clf.predict_proba(ws)
+    assert p.shape == (16, 8) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert (folder / "model.json").stat().st_size < 5_000_000
