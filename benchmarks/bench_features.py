@@ -86,8 +86,10 @@ def naive_geometry(maps):
             out.append(np.zeros(6))
             continue
         p = max(props, key=lambda r: r.area)
-        out.append([p.area, p.perimeter, p.axis_major_length, p.axis_minor_length,
-                    p.eccentricity, p.solidity])
+        dies = max(float((m > 0).sum()), 1.0)
+        diam = np.sqrt(4 * dies / np.pi)  # same normalisation as wafertk's geometry
+        out.append([p.area / dies, p.perimeter / (np.pi * diam), p.axis_major_length / diam,
+                    p.axis_minor_length / diam, p.eccentricity, p.solidity])
     return np.asarray(out)
 
 
@@ -105,6 +107,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--n-naive", type=int, default=200)
     ap.add_argument("--n-naive-gabor", type=int, default=20)
+    ap.add_argument("--naive-only", action="store_true",
+                    help="re-measure only the naive comparison (keeps the rest of the file)")
     args = ap.parse_args()
 
     from wafertk.features import DEFAULT_SETS, extract_features
@@ -119,7 +123,9 @@ def main() -> None:
                  "command": f"python benchmarks/bench_features.py --n {args.n}",
                  "sets": {}}
     extract_features(ws.slice(0, 50), DEFAULT_SETS)  # warm caches / imports
-    for s in [*DEFAULT_SETS, "all"]:
+    if args.naive_only:
+        res = json.loads(RESULTS.read_text())
+    for s in ([] if args.naive_only else [*DEFAULT_SETS, "all"]):
         sets = list(DEFAULT_SETS) if s == "all" else [s]
         r1 = _rate(lambda x, sets=sets: extract_features(x, sets, n_jobs=1), ws)
         r2 = _rate(lambda x, sets=sets: extract_features(x, sets, n_jobs=2), ws)
