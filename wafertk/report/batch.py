@@ -16,6 +16,7 @@ import numpy as np
 
 from wafertk._atomic import atomic_path
 from wafertk.data.waferset import NONE_CLASS, WM811K_CLASSES, WaferSet
+from wafertk.errors import WafertkError
 
 #: RGB of no die, pass, fail in thumbnails
 THUMB_COLOURS = np.array([[236, 236, 236], [140, 196, 140], [214, 39, 40]], np.uint8)
@@ -317,7 +318,7 @@ def _metrics(y: np.ndarray, p: np.ndarray, names: list[str]):
                    if k in res}
         if cm.shape == (len(names), len(names)):
             return cm, per_class, overall
-    except (ImportError, KeyError, TypeError, ValueError, IndexError):
+    except (ImportError, KeyError, TypeError, ValueError, IndexError, WafertkError):
         pass
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
