@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from wafertk.cli.main import cli
 
+from wafertk.cli.main import cli
 from wafertk.data import write_wafers
 from wafertk.data.synthetic import make_wafers
 from wafertk.inspect import CLASSIFY_COLUMNS, DEFAULT_CLASSIFIER, DEFAULT_DETECTOR

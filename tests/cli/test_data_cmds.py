@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from wafertk.cli.main import cli
 
+from wafertk.cli.main import cli
 from wafertk.data import WaferSet, write_wafers
 from wafertk.errors import WaferFileError
 

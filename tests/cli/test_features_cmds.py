@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from wafertk.cli.main import cli
 
+from wafertk.cli.main import cli
 from wafertk.data import write_wafers
 from wafertk.data.synthetic import make_wafers
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from wafertk.cli.main import cli
 
+from wafertk.cli.main import cli
 from wafertk.data import WaferSet, write_wafers
 from wafertk.data.synthetic import make_wafers
 

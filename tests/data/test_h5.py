@@ -5,7 +5,7 @@ import pytest
 from wafertk.data import WaferFile, WaferSet, iter_wafers, read_wafers, write_wafers
 from wafertk.data.h5 import SCHEMA, WaferWriter
 from wafertk.data.synthetic import make_wafers
-from wafertk.errors import WafertkError, WaferFileError
+from wafertk.errors import WaferFileError, WafertkError
 
 
 def _assert_same(a: WaferSet, b: WaferSet):

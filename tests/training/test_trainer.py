@@ -66,7 +66,6 @@ def test_augmentation_only_on_training_pipeline():
 @pytest.mark.parametrize("task", ["detector", "classifier"])
 def test_train_cli_writes_every_output(task, tiny_h5, tiny_config, tmp_path):
     from wafertk.cli.main import cli
-
     from wafertk.data import read_wafers
     from wafertk.models import load_predictor
 
