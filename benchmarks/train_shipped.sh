@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the shipped default CNNs (wafertk/models/shipped/{detector,classifier}) from the
 # WM-811K Training partition. Big intermediates go to $WORK (default /tmp/wafertk-shipped).
-#   bash benchmarks/train_shipped.sh            # ~25-35 min on 2 CPU cores
+#   bash benchmarks/train_shipped.sh [detector] [classifier]   # default both; ~30-45 min on 2 CPU cores
 # Then: .venv/bin/python benchmarks/eval_shipped.py   (validation figures -> results JSON)
 #       .venv/bin/python benchmarks/bench_inference.py  (speed -> results JSON)
 set -euo pipefail
@@ -28,7 +28,9 @@ print(f"{len(ws)} wafers -> {sys.argv[2]}")
 PYEOF
 fi
 
-for task in detector classifier; do
+tasks=("$@")
+[ ${#tasks[@]} -eq 0 ] && tasks=(detector classifier)
+for task in "${tasks[@]}"; do
   start=$(date +%s)
   "$PY" -m wafertk.cli.main train "$task" --data "$WORK/train.h5" -o "$WORK/$task" \
       --config "configs/$task.yaml"

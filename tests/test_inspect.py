@@ -165,3 +165,32 @@ def test_error_midway_leaves_out_untouched(wafers, tmp_path, monkeypatch):
     assert (out / "predictions.csv").read_text() == "old\n"
     assert sorted(p.name for p in out.iterdir()) == ["predictions.csv"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_two_phase_with_shipped_xgboost_on_real_sample(tmp_path):
+    """Phase 2 by the shipped XGBoost model on real WM-811K wafers of the bundled sample."""
+    from pathlib import Path
+
+    from wafertk.data import read_wafers
+    from wafertk.inspect import DEFAULT_XGBOOST
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "wafers.h5"
+    if not (DEFAULT_XGBOOST / "model.json").is_file() or not sample.is_file():
+        pytest.skip("shipped XGBoost model or bundled sample missing")
+    ws = read_wafers(sample)
+    labels = ws.label_strings().astype(str)
+    pick = np.concatenate([np.flatnonzero(labels == c)[:12] for c in np.unique(labels)])
+    sub = ws.take(np.sort(pick))
+    write_wafers(sub, tmp_path / "real.h5")
+    res = classify(tmp_path / "real.h5", tmp_path / "out", classifier="xgboost",
+                   batch_size=40, report=False, progress=False)
+    rows = read_csv(tmp_path / "out" / "predictions.csv")
+    assert res.n_wafers == len(rows) == len(sub)
+    truth = sub.label_strings().astype(str)
+    got = np.array([r["pattern"] for r in rows])
+    flagged = np.array([r["defective"] == "1" for r in rows])
+    assert set(got[flagged]) <= set(json.loads(
+        (DEFAULT_XGBOOST / "manifest.json").read_text())["classes"])
+    assert (got[~flagged] == "none").all()
+    # real maps, most of them seen in training: far above the 1/9 of guessing
+    assert (got == truth).mean() > 0.8

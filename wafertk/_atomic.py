@@ -41,6 +41,11 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     except BaseException:
         _remove(tmp)
         raise
+    umask = os.umask(0)
+    os.umask(umask)
+    # mkdtemp/mkstemp create owner-only entries; give the usual permissions
+    if tmp.exists():
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)
     if directory and final.is_dir():
         backup = final.with_name(f".{final.name}.old")
         _remove(backup)
@@ -48,11 +53,6 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         tmp.rename(final)
         _remove(backup)
     else:
-        if not directory:
-            # mkstemp creates files readable by the owner only; give the usual permissions
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, final)
 
 

@@ -83,7 +83,11 @@ def load_classifier(path: str | os.PathLike | None = None):
             raise ModelFileError(folder, "no shipped XGBoost model in this installation")
     else:
         folder = Path(path)
-    return load_predictor(folder, PHASE2_KINDS)
+    model = load_predictor(folder, PHASE2_KINDS)
+    if hasattr(model, "n_jobs"):
+        # Feature extraction in this (TensorFlow-threaded) process: no forked worker pool.
+        model.n_jobs = 1
+    return model
 
 
 def _is_cnn(model) -> bool:

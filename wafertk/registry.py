@@ -83,7 +83,7 @@ _BUILTIN = [
     ("wafer_cnn_classifier", "wafer-cnn", "wafertk.models.cnn:build_wafer_cnn_classifier",
      "phase-2 multi-class CNN with die-metadata input before the dense head"),
     ("xgboost_baseline", "baseline", "wafertk.baseline:XGBoostWaferClassifier",
-     "XGBoost on Gabor/density/Radon/geometry/metadata features"),
+     "XGBoost on wafer-map features (default: LBP, density, Radon, geometry, metadata)"),
 ]
 for _args in _BUILTIN:
     register_model(*_args)

@@ -42,3 +42,49 @@ def test_forward_pass_matches_model_and_calibration(tmp_path):
     z = np.log(want[:, 0] / (1 - want[:, 0]))
     np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-z / 2.0)), rtol=1e-4)
     assert set(pred.predict(ws)) <= {"good", "defective"}
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("task", ["detector", "classifier"])
+def test_frozen_forward_folds_batchnorm_and_matches_keras(task):
+    """The folded BatchNorm graph gives the Keras model's outputs (trained BN statistics)."""
+    import keras
+
+    from wafertk.data.preprocess import one_hot, resize_maps
+    from wafertk.models.cnn import build_wafer_cnn_classifier, build_wafer_cnn_detector
+    from wafertk.models.predictors import _folded_tf_forward, forward_pass
+
+    if task == "detector":
+        m = build_wafer_cnn_detector((20, 20, 3), conv_filters=(4, 6), dense_units=5, seed=1)
+    else:
+        m = build_wafer_cnn_classifier((20, 20, 3), 8, conv_filters=(4, 6), dense_units=5,
+                                       seed=1)
+    rng = np.random.default_rng(0)
+    for layer in m.layers:  # non-trivial BN statistics and scaling, as after training
+        if isinstance(layer, keras.layers.BatchNormalization):
+            k = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 2, k))
+            layer.beta.assign(rng.normal(0, 1, k))
+            layer.moving_mean.assign(rng.normal(0, 1, k))
+            layer.moving_variance.assign(rng.uniform(0.2, 3, k))
+    ws = make_wafers(29, random_state=2)
+    maps = resize_maps(ws, 20)
+    inputs = (maps,) if task == "detector" else (maps, die_metadata(ws))
+    feed = one_hot(maps) if task == "detector" else {"maps": one_hot(maps), "meta": inputs[1]}
+    want = np.asarray(m(feed, training=False))
+    assert _folded_tf_forward(m) is not None
+    got = forward_pass(m, inputs, batch_size=8, frozen=True)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(forward_pass(m, inputs, batch_size=8), want, rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.tf
+def test_other_architectures_are_not_folded():
+    import keras
+
+    from wafertk.models.predictors import _folded_tf_forward
+
+    x = keras.Input((8, 8, 3), name="maps")
+    y = keras.layers.Dense(1, name="output")(keras.layers.Flatten(name="flat")(x))
+    assert _folded_tf_forward(keras.Model(x, y)) is None

@@ -1,0 +1,53 @@
+import os
+import stat
+
+import pytest
+
+from wafertk._atomic import atomic_path
+
+
+def _mode(p) -> int:
+    return stat.S_IMODE(os.stat(p).st_mode)
+
+
+def _expected(bits: int) -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return bits & ~umask
+
+
+def test_file_is_renamed_on_success_with_usual_permissions(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_path(target) as tmp:
+        assert tmp != target and tmp.parent == target.parent
+        tmp.write_text("done")
+        assert not target.exists()
+    assert target.read_text() == "done"
+    assert _mode(target) == _expected(0o666)
+    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
+
+
+def test_directory_replaces_old_one_with_usual_permissions(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.json").write_text("{}")
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "new.json").write_text("{}")
+    assert sorted(p.name for p in target.iterdir()) == ["new.json"]
+    assert _mode(target) == _expected(0o777)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+@pytest.mark.parametrize("directory", [False, True])
+def test_failure_leaves_nothing_and_keeps_the_original(tmp_path, directory):
+    target = tmp_path / "out"
+    if directory:
+        target.mkdir()
+        (target / "keep").write_text("x")
+    else:
+        target.write_text("keep")
+    with pytest.raises(RuntimeError), atomic_path(target, directory=directory) as tmp:
+        (tmp / "partial" if directory else tmp).write_text("partial")
+        raise RuntimeError("boom")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert ((target / "keep").read_text() if directory else target.read_text()) in ("x", "keep")
