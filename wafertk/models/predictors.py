@@ -121,7 +121,7 @@ def _compiled_forward(model, fold: bool = False):
         if n_inputs > 1:
             sig.append(tf.TensorSpec((None, int(model.inputs[1].shape[1])), tf.float32))
         graph = (_folded_tf_forward(model) if fold else None) or call
-        fn = tf.function(graph, input_signature=sig,
+        fn = tf.function(graph, input_signature=sig, autograph=False,
                          reduce_retracing=True)
         return lambda *a: fn(*a).numpy()
     return lambda *a: np.asarray(ops.convert_to_numpy(call(*a)))
