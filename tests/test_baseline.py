@@ -111,3 +111,21 @@ def test_shipped_model_loads_and_predicts():
     p = clf.predict_proba(ws)
     assert p.shape == (16, 8) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
     assert (folder / "model.json").stat().st_size < 5_000_000
+
+
+def test_split_is_the_cnn_validation_split_restricted_to_the_classes():
+    """XGBoost and the CNNs trained on one file share their validation lots."""
+    from wafertk.baseline import split_for_training
+    from wafertk.data.splits import validation_split
+
+    ws = make_wafers(240, random_state=4)
+    ws.lot[:] = np.array([f"lot{i // 4}" for i in range(len(ws))], dtype=object)
+    cfg = XGBoostTrainConfig(val_fraction=0.25, seed=3)
+    train, val = split_for_training(ws, cfg)
+    sp = validation_split(ws, 0.25, 3)
+    labels = ws.label_strings().astype(str)
+    want_val = [i for i in sp.val if labels[i] in DEFECT_CLASSES]
+    assert list(val.wafer_id) == list(ws.wafer_id[want_val])
+    assert "none" not in set(val.label_strings()) | set(train.label_strings())
+    assert not set(train.lot) & set(val.lot)
+    assert len(train) + len(val) == int(np.isin(labels, DEFECT_CLASSES).sum())

@@ -80,25 +80,28 @@ class XGBoostTrainConfig:
 
 
 def split_for_training(ws: WaferSet, cfg: XGBoostTrainConfig) -> tuple[WaferSet, WaferSet]:
-    """Keep the labeled wafers of the config's classes, then split them lot-disjointly.
+    """Lot-disjoint training/validation wafers of the config's classes.
+
+    The split is :func:`wafertk.data.splits.validation_split` over all labeled wafers (so the
+    validation lots are those of the shipped CNNs trained on the same file), restricted to
+    the config's classes afterwards.
 
     Returns
     -------
     (WaferSet, WaferSet)
         Training and validation wafers; no lot is in both.
     """
-    from wafertk.data.splits import lot_stratified_split
+    from wafertk.data.splits import validation_split
 
     labels = ws.label_strings().astype(str)
     keep = np.isin(labels, cfg.class_list())
     if keep.sum() < 2:
         raise WafertkError(f"only {int(keep.sum())} labeled wafers of the classes "
                            f"{', '.join(cfg.class_list())}: nothing to train on")
-    sub = ws.take(keep)
-    tr, va = lot_stratified_split(sub.label_strings().astype(str), sub.lot,
-                                  (1 - cfg.val_fraction, cfg.val_fraction),
-                                  random_state=cfg.seed)
-    return sub.take(tr), sub.take(va)
+    labeled = ws.take(ws.labeled_mask())
+    split = validation_split(labeled, cfg.val_fraction, cfg.seed)
+    keep = np.isin(labeled.label_strings().astype(str), cfg.class_list())
+    return labeled.take(split.train[keep[split.train]]), labeled.take(split.val[keep[split.val]])
 
 
 def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig, *,

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wafertk.errors import WafertkError
+
+if TYPE_CHECKING:
+    from wafertk.data.waferset import WaferSet
 
 
 def lot_stratified_split(
@@ -146,3 +151,39 @@ def class_weights(y: Sequence[int] | np.ndarray, n_classes: int | None = None,
     if max_weight is not None:
         w = np.minimum(w, max_weight)
     return {i: float(w[i]) for i in range(k)}
+
+
+@dataclass
+class Split:
+    """Indices (into the labeled set) of the training and validation wafers."""
+
+    train: np.ndarray
+    val: np.ndarray
+
+
+def validation_split(ws: WaferSet, fraction: float, seed: int) -> Split:
+    """The lot-disjoint stratified train/validation split over all labeled wafers.
+
+    Every shipped model (detector, CNN classifier, XGBoost) is trained with this split of the
+    WM-811K Training partition (``fraction=0.2, seed=0``); a model of a subset of the classes
+    uses it restricted to its classes, so all of them share their validation lots and can be
+    compared, and chained in the two-phase pipeline, on the same wafers.
+
+    Parameters
+    ----------
+    ws : WaferSet
+        Labeled wafers (nine classes).
+    fraction : float
+        Validation share.
+    seed : int
+
+    Returns
+    -------
+    Split
+    """
+    labels = ws.label_strings().astype(str)
+    groups = ws.lot.astype(str)
+    if (groups == "").all():  # no lot information: every wafer is its own group
+        groups = ws.wafer_id.astype(str)
+    tr, va = lot_stratified_split(labels, groups, (1 - fraction, fraction), random_state=seed)
+    return Split(tr, va)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import numpy as np
 from wafertk._atomic import atomic_path
 from wafertk.config import save_config, to_dict
 from wafertk.data.preprocess import META_FEATURE_NAMES, die_metadata, resize_maps
-from wafertk.data.splits import class_weights, lot_stratified_split
+from wafertk.data.splits import Split, class_weights, validation_split  # noqa: F401
 from wafertk.data.waferset import DEFECT_CLASSES, NONE_CLASS, WaferSet
 from wafertk.errors import WafertkError
 from wafertk.training.calibration import (
@@ -44,37 +43,6 @@ from wafertk.training.config import CnnTrainConfig
 log = logging.getLogger(__name__)
 
 DETECTOR_CLASSES = ["good", "defective"]
-
-
-@dataclass
-class Split:
-    """Indices (into the labeled set) of the training and validation wafers."""
-
-    train: np.ndarray
-    val: np.ndarray
-
-
-def validation_split(ws: WaferSet, fraction: float, seed: int) -> Split:
-    """The lot-disjoint stratified train/validation split over all labeled wafers.
-
-    Parameters
-    ----------
-    ws : WaferSet
-        Labeled wafers (nine classes).
-    fraction : float
-        Validation share.
-    seed : int
-
-    Returns
-    -------
-    Split
-    """
-    labels = ws.label_strings().astype(str)
-    groups = ws.lot.astype(str)
-    if (groups == "").all():  # no lot information: every wafer is its own group
-        groups = ws.wafer_id.astype(str)
-    tr, va = lot_stratified_split(labels, groups, (1 - fraction, fraction), random_state=seed)
-    return Split(tr, va)
 
 
 def _labeled(ws: WaferSet) -> WaferSet:
