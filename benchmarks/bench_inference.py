@@ -9,8 +9,9 @@ Measures, in one process, on the shipped models:
    write predictions.csv (wafers/s, peak RSS);
 2. the same with ``report=True`` (the report's extra cost);
 3. the bare forward pass of both models on inputs already preprocessed in memory (detector on
-   every wafer, classifier on the wafers phase 1 flags), same batch size, the compiled call loop;
-4. ``model.predict`` on the same detector inputs, for comparison.
+   every wafer, classifier on the wafers phase 1 flags), same batch size, the compiled call loop
+   the pipeline uses (BatchNorm folded into the convolutions);
+4. the detector's compiled loop without the folding, and ``model.predict``, for comparison.
 
 Writes ``benchmarks/results/inference.json``.
 """
@@ -54,6 +55,7 @@ def main() -> None:
     from wafertk.data import WaferSet, read_wafers, write_wafers
     from wafertk.data.preprocess import die_metadata, resize_maps
     from wafertk.inspect import classify, load_classifier, load_detector
+    from wafertk.models.predictors import forward_pass
 
     data = Path(args.data)
     tmp = Path(tempfile.mkdtemp(prefix="wafertk-bench-"))
@@ -109,6 +111,10 @@ def main() -> None:
     t = time.perf_counter()
     det.forward((det_maps,), args.batch_size)
     det_fwd_s = time.perf_counter() - t
+    forward_pass(det.model, (det_maps[: args.batch_size],), args.batch_size)  # trace
+    t = time.perf_counter()
+    forward_pass(det.model, (det_maps,), args.batch_size)  # BatchNorm not folded
+    det_unfolded_s = time.perf_counter() - t
     x = np.eye(3, dtype=np.float32)[det_maps]
     det.model.predict(x[: args.batch_size], batch_size=args.batch_size, verbose=0)
     t = time.perf_counter()
@@ -130,6 +136,7 @@ def main() -> None:
                          "wafers_per_s": round(n / forward_s)},
         "pipeline_over_forward": round(pipeline_s / forward_s, 3),
         "detector_forward_wafers_per_s": round(n / det_fwd_s),
+        "detector_forward_unfolded_wafers_per_s": round(n / det_unfolded_s),
         "detector_model_predict_wafers_per_s": round(n / predict_s),
         "preprocess": {"resize_wafers_per_s": round(n / resize_s),
                        "metadata_wafers_per_s": round(len(flagged) / max(meta_s, 1e-9))},

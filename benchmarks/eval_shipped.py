@@ -43,7 +43,7 @@ def main() -> None:
     )
 
     from wafertk.data import WM811K_CLASSES, read_wafers, write_wafers
-    from wafertk.inspect import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, classify
+    from wafertk.inspect import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, DEFAULT_XGBOOST, classify
     from wafertk.models import load_manifest
     from wafertk.training.trainer import validation_split
 
@@ -60,32 +60,50 @@ def main() -> None:
     val = ws.take(split.val)
     tmp = Path(tempfile.mkdtemp(prefix="wafertk-eval-"))
     write_wafers(val, tmp / "val.h5")
-    t = time.perf_counter()
-    classify(tmp / "val.h5", tmp / "out", two_phase=True, progress=False)
-    secs = time.perf_counter() - t
-    pred = pd.read_csv(tmp / "out" / "predictions.csv", keep_default_na=False)
     y = val.label_strings().astype(str)
-    p = pred["pattern"].astype(str).to_numpy()
-    assert (pred["wafer_id"].astype(str).to_numpy() == val.wafer_id.astype(str)).all()
     names = list(WM811K_CLASSES)
-    pr, rc, f1, sup = precision_recall_fscore_support(y, p, labels=names, zero_division=0)
+
+    def end_to_end(classifier, name: str):
+        t = time.perf_counter()
+        classify(tmp / "val.h5", tmp / name, two_phase=True, classifier=classifier,
+                 progress=False, report=False)
+        secs = time.perf_counter() - t
+        pred = pd.read_csv(tmp / name / "predictions.csv", keep_default_na=False)
+        assert (pred["wafer_id"].astype(str).to_numpy() == val.wafer_id.astype(str)).all()
+        p = pred["pattern"].astype(str).to_numpy()
+        pr, rc, f1, sup = precision_recall_fscore_support(y, p, labels=names, zero_division=0)
+        res = {
+            "n_wafers": int(len(y)), "n_lots": int(len(set(val.lot))),
+            "accuracy": float(accuracy_score(y, p)),
+            "balanced_accuracy": float(balanced_accuracy_score(y, p)),
+            "macro_f1": float(f1.mean()),
+            "weighted_f1": float(np.average(f1, weights=sup)),
+            "per_class": {c: {"precision": round(float(pr[i]), 4),
+                              "recall": round(float(rc[i]), 4),
+                              "f1": round(float(f1[i]), 4), "support": int(sup[i])}
+                          for i, c in enumerate(names)},
+            "confusion_matrix": {"labels": names,
+                                 "matrix": confusion_matrix(y, p, labels=names).tolist()},
+            "review_flagged": int(pred["review"].sum()),
+            "seconds": round(secs, 2),
+        }
+        return res, pred
+
+    end_to_end_cnn, pred = end_to_end(None, "cnn")
     is_def = y != "none"
     flagged = pred["defective"].to_numpy() == 1
     tp = int((flagged & is_def).sum())
-    end_to_end = {
-        "n_wafers": int(len(y)), "n_lots": int(len(set(val.lot))),
-        "accuracy": float(accuracy_score(y, p)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, p)),
-        "macro_f1": float(f1.mean()),
-        "weighted_f1": float(np.average(f1, weights=sup)),
-        "per_class": {c: {"precision": round(float(pr[i]), 4), "recall": round(float(rc[i]), 4),
-                          "f1": round(float(f1[i]), 4), "support": int(sup[i])}
-                      for i, c in enumerate(names)},
-        "confusion_matrix": {"labels": names,
-                             "matrix": confusion_matrix(y, p, labels=names).tolist()},
-        "review_flagged": int(pred["review"].sum()),
-        "seconds": round(secs, 2),
-    }
+    end_to_end_xgb = None
+    if (DEFAULT_XGBOOST / "model.json").is_file():
+        xgb_man = load_manifest(DEFAULT_XGBOOST, "xgboost-classifier")
+        xgb_split = xgb_man.extra.get("split", {})
+        same = (xgb_split.get("val_fraction") == split_cfg["validation_fraction"]
+                and xgb_split.get("seed") == split_cfg["split_seed"]
+                and xgb_split.get("function") == "validation_split")
+        if same:
+            end_to_end_xgb, _ = end_to_end("xgboost", "xgb")
+        else:
+            print("shipped XGBoost model was trained on another split: not evaluated")
     phase1 = {"threshold": det_man.extra["threshold"],
               "recall": tp / max(int(is_def.sum()), 1),
               "precision": tp / max(int(flagged.sum()), 1),
@@ -106,7 +124,8 @@ def main() -> None:
         "targets": {"phase1_recall": 0.97, "phase1_precision": 0.95, "end_to_end_macro_f1": 0.90},
         "phase1_detector": phase1,
         "phase2_classifier": cls_man.extra["validation"],
-        "end_to_end_two_phase": end_to_end,
+        "end_to_end_two_phase": end_to_end_cnn,
+        "end_to_end_two_phase_xgboost_phase2": end_to_end_xgb,
         "models": {
             "detector": {"input_size": det_man.input_size, "size_kb": size_kb(DEFAULT_DETECTOR),
                          "temperature": det_man.extra["temperature"],
@@ -120,11 +139,14 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("phase1_detector", "models")}, indent=2))
-    print(f"end-to-end macro-F1 {end_to_end['macro_f1']:.4f} "
-          f"accuracy {end_to_end['accuracy']:.4f}")
-    for c, r in end_to_end["per_class"].items():
-        print(f"  {c:<10} P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "
-              f"n {r['support']}")
+    for title, res in (("CNN", end_to_end_cnn), ("XGBoost", end_to_end_xgb)):
+        if res is None:
+            continue
+        print(f"end-to-end ({title} phase 2) macro-F1 {res['macro_f1']:.4f} "
+              f"accuracy {res['accuracy']:.4f}")
+        for c, r in res["per_class"].items():
+            print(f"  {c:<10} P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "
+                  f"n {r['support']}")
 
 
 if __name__ == "__main__":

@@ -149,7 +149,8 @@ def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig,
     metrics = classification_metrics(val.label_strings().astype(str), y_pred,
                                      list(clf.classes_), proba=proba)
     extra = {
-        "data": data_path, "split": "lot-disjoint stratified (lot_stratified_split)",
+        "data": str(Path(data_path).name) if data_path else None,
+        "split": "validation_split: lot-disjoint, stratified over all labeled wafers",
         "seed": cfg.seed, "n_train": len(train), "n_validation": len(val),
         "train_lots": int(len(np.unique(train.lot))), "validation_lots":
         int(len(np.unique(val.lot))), "best_iteration": clf.best_iteration_,
@@ -159,7 +160,9 @@ def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig,
     summary = {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
     with atomic_path(out, directory=True) as tmp:
         clf.save(tmp, extra={"validation": summary, "config": to_dict(cfg),
-                             "n_train": len(train), "n_validation": len(val)})
+                             "n_train": len(train), "n_validation": len(val),
+                             "split": {"function": "validation_split",
+                                       "val_fraction": cfg.val_fraction, "seed": cfg.seed}})
         save_config(cfg, tmp / "config.yaml")
         write_evaluation_report(tmp, title="XGBoost baseline: lot-disjoint validation split",
                                 metrics=metrics, extra=extra)
