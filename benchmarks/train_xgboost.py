@@ -140,8 +140,11 @@ def shipped(args) -> None:
         "folder": "wafertk/models/shipped/xgboost",
         "command": "wafertk train xgboost --data train.h5 -o wafertk/models/shipped/xgboost "
                    "--config configs/xgboost.yaml",
-        "data": "WM-811K Training partition (wm811k_train.npz), defect wafers only",
-        "validation": "lot-disjoint stratified split (20% of the lots), never a random split",
+        "data": "WM-811K Training partition (wm811k_train.npz, all 54,355 labeled wafers "
+                "as train.h5); the model learns the 8 defect classes",
+        "validation": "validation_split(0.2, seed 0): lot-disjoint, stratified over all "
+                      "labeled wafers, restricted to the defect classes; the shipped CNNs' "
+                      "validation lots",
         "n_train": rep["extra"]["n_train"], "n_validation": rep["extra"]["n_validation"],
         "feature_sets": man["preprocessing"]["feature_sets"],
         "n_features": len(man["preprocessing"]["feature_names"]),
