@@ -118,7 +118,7 @@ def main() -> None:
     ws = load_maps(args.n)
     res: dict = {"machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
                              "python": platform.python_version(),
-                             "note": "2 cores shared with other jobs; rates are indicative"},
+                             "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
                  "n_maps": len(ws), "data": "random WM-811K Training maps (native sizes)",
                  "command": f"python benchmarks/bench_features.py --n {args.n}",
                  "sets": {}}
