@@ -80,9 +80,12 @@ def classifier(data, out, config, epochs, batch_size, seed, input_size) -> None:
 @click.option("--model", "model", type=click.Path(),
               help="Detector model folder (default: the shipped detector).")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--threshold", type=float, default=None,
+              help="Decision threshold on P(defective) (default: the model's, chosen on "
+                   "validation for its target recall).")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 @handle_errors
-def detect(wafers, out, model, batch_size, no_report) -> None:
+def detect(wafers, out, model, batch_size, threshold, no_report) -> None:
     """Phase 1: flag defective wafers (writes OUT/predictions.csv and OUT/report.html).
 
     \b
@@ -91,7 +94,8 @@ def detect(wafers, out, model, batch_size, no_report) -> None:
     """
     from wafertk.inspect import detect as run
 
-    res = run(wafers, out, detector=model, batch_size=batch_size, report=not no_report)
+    res = run(wafers, out, detector=model, batch_size=batch_size, report=not no_report,
+              threshold=threshold)
     click.echo(res.summary())
 
 
@@ -107,10 +111,14 @@ def detect(wafers, out, model, batch_size, no_report) -> None:
               help="Pattern model folder, or 'xgboost' for the shipped XGBoost model "
                    "(default: the shipped CNN).")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--threshold", type=float, default=None,
+              help="Phase-1 threshold on P(defective) (default: the detector's).")
+@click.option("--review-below", type=float, default=None,
+              help="Flag wafers for review below this confidence (default: the model's, 0.6).")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 @handle_errors
-def classify(wafers, out, two_phase, detector_path, classifier_path, batch_size,
-             no_report) -> None:
+def classify(wafers, out, two_phase, detector_path, classifier_path, batch_size, threshold,
+             review_below, no_report) -> None:
     """Name the defect pattern of every wafer (OUT/predictions.csv, OUT/report.html).
 
     \b
@@ -121,7 +129,8 @@ def classify(wafers, out, two_phase, detector_path, classifier_path, batch_size,
     from wafertk.inspect import classify as run
 
     res = run(wafers, out, two_phase=two_phase, detector=detector_path,
-              classifier=classifier_path, batch_size=batch_size, report=not no_report)
+              classifier=classifier_path, batch_size=batch_size, report=not no_report,
+              threshold=threshold, review_below=review_below)
     click.echo(res.summary())
 
 

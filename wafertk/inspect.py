@@ -107,6 +107,10 @@ class TwoPhaseInspector:
         Run phase 2 only on wafers phase 1 flags (needs both models).
     review_below : float, optional
         Review flag threshold on the confidence (default from the manifests, else 0.6).
+    threshold : float, optional
+        Phase-1 decision threshold on the calibrated P(defective), overriding the detector's
+        (chosen on validation for a target recall; lower it for more recall, raise it for
+        more precision). Must be in (0, 1).
 
     Examples
     --------
@@ -115,7 +119,7 @@ class TwoPhaseInspector:
     """
 
     def __init__(self, detector=None, classifier=None, *, two_phase: bool = True,
-                 review_below: float | None = None) -> None:
+                 review_below: float | None = None, threshold: float | None = None) -> None:
         if detector is None and classifier is None:
             raise WafertkError("need a detector, a classifier or both")
         if two_phase and (detector is None or classifier is None):
@@ -129,9 +133,13 @@ class TwoPhaseInspector:
             review_below = (man.extra.get("review_below") if man is not None else None)
         self.review_below = float(DEFAULT_REVIEW_BELOW if review_below is None
                                   else review_below)
+        if not 0.0 <= self.review_below <= 1.0:
+            raise WafertkError(f"review level must be in [0, 1], got {self.review_below}")
+        if threshold is not None and not 0.0 < float(threshold) < 1.0:
+            raise WafertkError(f"detector threshold must be in (0, 1), got {threshold}")
         self.threshold = None
         if detector is not None:
-            thr = getattr(detector, "threshold", None)
+            thr = getattr(detector, "threshold", None) if threshold is None else threshold
             self.threshold = 0.5 if thr is None else float(thr)
         self.columns = (DETECT_COLUMNS if classifier is None else CLASSIFY_COLUMNS)
         self._shared_resize = (
@@ -432,8 +440,8 @@ def _prefetch(batches, prepare, depth: int = 2):
 
 
 def detect(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *, detector=None,
-           batch_size: int = 1024, report: bool = True, progress: bool | None = None
-           ) -> InspectionResult:
+           batch_size: int = 1024, report: bool = True, progress: bool | None = None,
+           threshold: float | None = None) -> InspectionResult:
     """Phase 1 only: P(defective) and the good/defective decision for every wafer.
 
     Parameters
@@ -447,20 +455,23 @@ def detect(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *, detect
     batch_size : int, default 1024
     report : bool, default True
     progress : bool, optional
+    threshold : float, optional
+        Decision threshold on P(defective) instead of the detector's own.
 
     Returns
     -------
     InspectionResult
     """
     det = detector if _is_cnn(detector) else load_detector(detector)
-    insp = TwoPhaseInspector(det, None, two_phase=False)
+    insp = TwoPhaseInspector(det, None, two_phase=False, threshold=threshold)
     return insp.run(wafers_path, out_dir, batch_size=batch_size, report=report,
                     progress=progress)
 
 
 def classify(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *,
              two_phase: bool = True, detector=None, classifier=None, batch_size: int = 1024,
-             report: bool = True, progress: bool | None = None) -> InspectionResult:
+             report: bool = True, progress: bool | None = None, threshold: float | None = None,
+             review_below: float | None = None) -> InspectionResult:
     """Defect pattern of every wafer (two-phase: only wafers phase 1 flags go to phase 2).
 
     Parameters
@@ -476,6 +487,10 @@ def classify(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     batch_size : int, default 1024
     report : bool, default True
     progress : bool, optional
+    threshold : float, optional
+        Phase-1 threshold on P(defective) instead of the detector's own.
+    review_below : float, optional
+        Flag wafers for review below this confidence instead of the model's level.
 
     Returns
     -------
@@ -485,6 +500,7 @@ def classify(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     if two_phase:
         det = detector if _is_cnn(detector) else load_detector(detector)
     clf = classifier if hasattr(classifier, "predict_proba") else load_classifier(classifier)
-    insp = TwoPhaseInspector(det, clf, two_phase=two_phase)
+    insp = TwoPhaseInspector(det, clf, two_phase=two_phase, threshold=threshold,
+                             review_below=review_below)
     return insp.run(wafers_path, out_dir, batch_size=batch_size, report=report,
                     progress=progress)

@@ -69,6 +69,9 @@ def test_cli_bad_inputs_one_line_exit_2(wafers, tmp_path):
         ["detect", str(tmp_path / "nope.h5"), "-o", str(tmp_path / "o")],
         ["classify", str(path), "-o", str(tmp_path / "o"), "--classifier",
          str(DEFAULT_DETECTOR)],
+        ["detect", str(path), "-o", str(tmp_path / "o"), "--threshold", "1.5"],
+        ["classify", "--two-phase", str(path), "-o", str(tmp_path / "o"), "--review-below",
+         "-0.1"],
     ]
     for args in cases:
         r = CliRunner().invoke(cli, args)
@@ -76,3 +79,28 @@ def test_cli_bad_inputs_one_line_exit_2(wafers, tmp_path):
         lines = [ln for ln in r.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("wafertk: error:"), r.output
         assert not (tmp_path / "o").exists()
+
+
+def test_threshold_and_review_level_override_the_models(wafers, tmp_path):
+    ws, path = wafers
+
+    def run(*extra):
+        out = tmp_path / f"o{len(list(tmp_path.iterdir()))}"
+        r = CliRunner().invoke(cli, ["classify", "--two-phase", str(path), "-o", str(out),
+                                     "--no-report", *extra])
+        assert r.exit_code == 0, r.output
+        return rows(out / "predictions.csv")
+
+    default = run()
+    p = [float(g["p_defect"]) for g in default]
+    levels = sorted(set(p))  # printed with 4 decimals: cut between two printed values
+    mid = len(levels) // 2
+    cut = (levels[mid - 1] + levels[mid]) / 2 if len(levels) > 1 else 0.5
+    assert 0 < cut < 1
+    got = run("--threshold", str(cut))
+    assert [g["defective"] for g in got] == [str(int(x >= cut)) for x in p]
+    assert all((g["pattern"] == "none") == (g["defective"] == "0") for g in got)
+    everything = run("--review-below", "1.0")
+    assert all(g["review"] == "1" for g in everything if float(g["confidence"]) < 1.0)
+    nothing = run("--review-below", "0")
+    assert all(g["review"] == "0" for g in nothing)
