@@ -22,16 +22,6 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def assert_one_line_error(r, path, problem):
-    assert r.exit_code == 2, r.output
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("wafertk: error: ")
-    assert str(path) in lines[0] and problem in lines[0], lines[0]
-    assert "Traceback" not in r.output
-    assert r.stdout == ""
-
-
 @pytest.fixture
 def small_h5(tmp_path):
     rng = np.random.default_rng(0)
@@ -115,9 +105,9 @@ BAD_H5 = ["missing", "not hdf5", "truncated", "empty", "no maps", "float maps", 
 
 
 @pytest.mark.parametrize("case", BAD_H5)
-def test_info_bad_files(tmp_path, small_h5, case):
+def test_info_bad_files(tmp_path, small_h5, case, one_line_error):
     path, problem = _bad_h5(tmp_path, small_h5, case)
-    assert_one_line_error(run("info", path), path, problem)
+    one_line_error(run("info", path), path, problem)
 
 
 # ---------------------------------------------------------------------- bad import inputs
@@ -137,7 +127,7 @@ def _listing(d):
         ("npz", "missing key", "missing key(s) offsets, shapes"),
     ],
 )
-def test_import_bad_input(tmp_path, shared_data, kind, content, problem):
+def test_import_bad_input(tmp_path, shared_data, kind, content, problem, one_line_error):
     src = tmp_path / "in" / ("LSWMD.pkl" if kind == "wm811k" else "pack.npz")
     src.parent.mkdir()
     if content == "truncated":
@@ -152,7 +142,7 @@ def test_import_bad_input(tmp_path, shared_data, kind, content, problem):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     r = run("import", kind, src, "-o", out_dir / "w.h5")
-    assert_one_line_error(r, src, problem)
+    one_line_error(r, src, problem)
     assert _listing(out_dir) == []  # neither the output nor a temporary file
 
 
@@ -180,13 +170,13 @@ def test_verbose_prints_traceback(tmp_path):
     assert "Traceback" in p.stderr and "WaferFileError" in p.stderr
 
 
-def test_import_output_problems(tmp_path, shared_data):
+def test_import_output_problems(tmp_path, shared_data, one_line_error):
     src = shared_data / "wm811k" / "LSWMD_sample.pkl"
     folder = tmp_path / "already_a_folder"
     folder.mkdir()
-    assert_one_line_error(run("import", "wm811k", src, "-o", folder), folder, "is a folder")
+    one_line_error(run("import", "wm811k", src, "-o", folder), folder, "is a folder")
     blocker = tmp_path / "file"
     blocker.write_text("x")
     out = blocker / "sub" / "w.h5"  # parent is a file: cannot be created
     r = run("import", "wm811k", src, "-o", out)
-    assert_one_line_error(r, out, "cannot write")
+    one_line_error(r, out, "cannot write")

@@ -45,18 +45,10 @@ def test_features_default_sets(h5, tmp_path):
     assert any(c.startswith("gabor__") for c in df.columns) and len(df) == len(ws)
 
 
-def _one_line(r, *needles):
-    assert r.exit_code == 2, r.output
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("wafertk: error: "), r.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-
-
-def test_features_errors(h5, tmp_path):
+def test_features_errors(h5, tmp_path, one_line_error):
     path, _ = h5
-    _one_line(run("features", path, "-o", tmp_path / "x.parquet", "--set", "density,radom"),
+    one_line_error(run("features", path, "-o", tmp_path / "x.parquet", "--set", "density,radom"),
               "unknown feature set 'radom'", "did you mean 'radon'")
-    _one_line(run("features", tmp_path / "missing.h5", "-o", tmp_path / "x.parquet"),
+    one_line_error(run("features", tmp_path / "missing.h5", "-o", tmp_path / "x.parquet"),
               "missing.h5", "no such file")
     assert not (tmp_path / "x.parquet").exists()

@@ -51,20 +51,12 @@ def test_train_all_classes(h5, tmp_path):
     assert len(json.loads((tmp_path / "m" / "manifest.json").read_text())["classes"]) == 9
 
 
-def _one_line(r, *needles):
-    assert r.exit_code == 2, r.output
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("wafertk: error: "), r.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-
-
-def test_errors(h5, tmp_path):
+def test_errors(h5, tmp_path, one_line_error):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("n_estimator: 3\n")
-    _one_line(run("train", "xgboost", "--data", h5, "-o", tmp_path / "m", "--config", cfg),
+    one_line_error(run("train", "xgboost", "--data", h5, "-o", tmp_path / "m", "--config", cfg),
               "unknown key 'n_estimator'", "did you mean 'n_estimators'")
-    _one_line(run("evaluate", "--model", tmp_path / "nope", h5, "-o", tmp_path / "r"),
+    one_line_error(run("evaluate", "--model", tmp_path / "nope", h5, "-o", tmp_path / "r"),
               "no such model")
     folder = tmp_path / "wrong"
     folder.mkdir()
@@ -72,12 +64,12 @@ def test_errors(h5, tmp_path):
     (folder / "manifest.json").write_text(json.dumps({
         "format": "wafertk-model/1", "kind": "xgboost-classifier", "model_file": "model.json",
         "classes": ["a", "b"]}))
-    _one_line(run("evaluate", "--model", folder, h5, "-o", tmp_path / "r"), str(folder))
+    one_line_error(run("evaluate", "--model", folder, h5, "-o", tmp_path / "r"), str(folder))
     unl = write_wafers(WaferSet.from_maps(make_wafers(3, random_state=0).maps),
                        tmp_path / "unl.h5")
     model = tmp_path / "m2"
     cfg2 = tmp_path / "ok.yaml"
     cfg2.write_text("feature_sets: [density]\nn_estimators: 2\nn_jobs: 1\n")
     assert run("train", "xgboost", "--data", h5, "-o", model, "--config", cfg2).exit_code == 0
-    _one_line(run("evaluate", "--model", model, unl, "-o", tmp_path / "r"),
+    one_line_error(run("evaluate", "--model", model, unl, "-o", tmp_path / "r"),
               "no labels to evaluate against")
