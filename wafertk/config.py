@@ -7,7 +7,6 @@ Every run writes its resolved config (``config.yaml``) next to its outputs with
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import types
 import typing
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from wafertk._atomic import atomic_path
-from wafertk.errors import ConfigError
+from wafertk.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -102,9 +101,7 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     unknown = [k for k in data if k not in types_]
     if unknown:
         k = unknown[0]
-        close = difflib.get_close_matches(str(k), list(types_), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{where}: unknown key {k!r}{hint}")
+        raise ConfigError(f"{where}: unknown key {k!r}{did_you_mean(k, types_)}")
     kwargs = {k: _coerce(v, types_[k], f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)

@@ -7,6 +7,7 @@ The command line turns it into one line on standard error and exit code 2.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 
 class WafertkError(Exception):
@@ -43,3 +44,25 @@ class UnknownNameError(WafertkError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+def did_you_mean(name: object, known: Iterable[str], n: int = 1) -> str:
+    """The hint appended to an unknown-name message: ``" (did you mean 'x'?)"`` or ``""``.
+
+    Parameters
+    ----------
+    name : object
+        What the user wrote.
+    known : iterable of str
+        The valid names.
+    n : int, default 1
+        How many close names to suggest at most.
+
+    Returns
+    -------
+    str
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=n)
+    return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""

@@ -6,13 +6,12 @@ heavy (no TensorFlow, no XGBoost) until an entry is used.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wafertk.errors import UnknownNameError
+from wafertk.errors import UnknownNameError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,9 @@ def get_entry(name: str) -> Entry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise UnknownNameError(
-            f"unknown model {name!r}{hint}; `wafertk models` lists them"
+            f"unknown model {name!r}{did_you_mean(name, _REGISTRY, n=3)}; "
+            "`wafertk models` lists them"
         ) from None
 
 

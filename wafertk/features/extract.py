@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wafertk.errors import UnknownNameError, WafertkError
+from wafertk.errors import UnknownNameError, WafertkError, did_you_mean
 from wafertk.features._common import MapsLike
 from wafertk.features.transformers import (
     DensityFeatures,
@@ -54,10 +53,8 @@ def parse_sets(sets: str | Sequence[str] | None) -> list[str]:
         raise WafertkError("no feature set given")
     for s in names:
         if s not in FEATURE_SETS:
-            close = difflib.get_close_matches(s, list(FEATURE_SETS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UnknownNameError(
-                f"unknown feature set {s!r}{hint}; known: {', '.join(FEATURE_SETS)}")
+            raise UnknownNameError(f"unknown feature set {s!r}{did_you_mean(s, FEATURE_SETS)}; "
+                                   f"known: {', '.join(FEATURE_SETS)}")
     if len(set(names)) != len(names):
         raise WafertkError(f"feature set listed twice in {','.join(names)}")
     return names

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from wafertk.errors import UnknownNameError
+from wafertk.errors import UnknownNameError, did_you_mean
 from wafertk.features._common import MapsLike
 
 FILTER_CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -32,15 +32,11 @@ DEFAULT_FILTER_SIZE = 64
 
 def check_filters(filters: Sequence[str]) -> tuple[str, ...]:
     """Validate filter names (unknown -> :class:`UnknownNameError` with a suggestion)."""
-    import difflib
-
     names = tuple(filters)
     for f in names:
         if f not in FILTER_CANDIDATES:
-            close = difflib.get_close_matches(f, list(FILTER_CANDIDATES), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UnknownNameError(
-                f"unknown filter {f!r}{hint}; known: {', '.join(FILTER_CANDIDATES)}")
+            raise UnknownNameError(f"unknown filter {f!r}{did_you_mean(f, FILTER_CANDIDATES)}; "
+                                   f"known: {', '.join(FILTER_CANDIDATES)}")
     return names
 
 
