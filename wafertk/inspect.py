@@ -150,18 +150,14 @@ class TwoPhaseInspector:
     # ---------------------------------------------------------------- preprocessing
     def prepare(self, ws: WaferSet) -> dict:
         """CPU-side work that needs no model output (run ahead in a background thread)."""
-        from wafertk.data.preprocess import die_metadata, resize_maps
+        from wafertk.data.preprocess import resize_maps
 
         prep: dict = {}
         if self.detector is not None:
             prep["det_maps"] = resize_maps(ws, self.detector.input_size)
         if self.classifier is not None and not self.two_phase and _is_cnn(self.classifier):
-            if self._shared_resize:
-                maps = prep["det_maps"]
-            else:
-                maps = resize_maps(ws, self.classifier.input_size)
-            prep["cls_inputs"] = ((maps, die_metadata(ws)) if self.classifier.uses_meta
-                                  else (maps,))
+            shared = prep["det_maps"] if self._shared_resize else None
+            prep["cls_inputs"] = self.classifier.prepare(ws, maps=shared)
         return prep
 
     # ---------------------------------------------------------------- inference
@@ -233,17 +229,11 @@ class TwoPhaseInspector:
         clf = self.classifier
         if not _is_cnn(clf):
             return np.asarray(clf.predict_proba(ws.take(rows)), np.float64)
-        if "cls_inputs" in prep:
-            inputs = prep["cls_inputs"]
-        else:
-            from wafertk.data.preprocess import die_metadata, resize_maps
-
-            sub = ws.take(rows) if len(rows) < len(ws) else ws
-            maps = (prep["det_maps"][rows] if self._shared_resize
-                    else resize_maps(sub, clf.input_size))
-            inputs = (maps, die_metadata(sub)) if clf.uses_meta else (maps,)
-            return clf.calibrate(clf.forward(inputs, batch_size))
-        return clf.calibrate(clf.forward(inputs, batch_size))[rows]
+        if "cls_inputs" in prep:  # phase 2 on every wafer, prepared ahead
+            return clf.calibrate(clf.forward(prep["cls_inputs"], batch_size))[rows]
+        sub = ws.take(rows) if len(rows) < len(ws) else ws
+        shared = prep["det_maps"][rows] if self._shared_resize else None
+        return clf.calibrate(clf.forward(clf.prepare(sub, maps=shared), batch_size))
 
     # ---------------------------------------------------------------- files
     def run(self, wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *,

@@ -202,9 +202,13 @@ class CnnPredictor:
     def is_detector(self) -> bool:
         return self.kind == "cnn-detector"
 
-    def prepare(self, ws: WaferSet) -> tuple[np.ndarray, ...]:
-        """Model inputs of a batch: resized uint8 maps (n, S, S) [and metadata (n, m)]."""
-        maps = resize_maps(ws, self.input_size)
+    def prepare(self, ws: WaferSet, maps: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """Model inputs of a batch: resized uint8 maps (n, S, S) [and metadata (n, m)].
+
+        ``maps``, if given, are ``ws`` already resized to :attr:`input_size` (reused).
+        """
+        if maps is None:
+            maps = resize_maps(ws, self.input_size)
         return (maps, die_metadata(ws)) if self.uses_meta else (maps,)
 
     def forward(self, inputs: tuple[np.ndarray, ...], batch_size: int = 1024) -> np.ndarray:
