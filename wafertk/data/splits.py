@@ -187,3 +187,47 @@ def validation_split(ws: WaferSet, fraction: float, seed: int) -> Split:
         groups = ws.wafer_id.astype(str)
     tr, va = lot_stratified_split(labels, groups, (1 - fraction, fraction), random_state=seed)
     return Split(tr, va)
+
+
+#: Seed and share of the production test: a fixed, lot-disjoint part of the WM-811K Test A
+#: lots (``wm811k_test_a.npz``) that nothing tunes on (no epochs, thresholds, temperatures,
+#: configs or feature choices). The bundled demo sample is drawn from the other lots.
+PRODUCTION_TEST_SEED = 2026
+PRODUCTION_TEST_FRACTION = 0.25
+
+
+def production_test_lots(lots: Sequence | np.ndarray, *, fraction: float = PRODUCTION_TEST_FRACTION,
+                         seed: int = PRODUCTION_TEST_SEED) -> np.ndarray:
+    """The lots of the production test: a seeded random ``fraction`` of the distinct lots.
+
+    Whole lots are drawn (a fab runs whole lots), uniformly at random from the sorted distinct
+    lot names, so the choice depends only on the set of lots, ``fraction`` and ``seed``, not
+    on the order or the labels of the wafers.
+
+    Parameters
+    ----------
+    lots : array-like of str, shape (n,)
+        Lot of each wafer (repeats allowed).
+    fraction : float, default 0.25
+        Share of the distinct lots, in (0, 1).
+    seed : int, default 2026
+
+    Returns
+    -------
+    ndarray of str
+        The chosen lot names, sorted.
+
+    Examples
+    --------
+    >>> lots = [f"lot{i}" for i in range(8)]
+    >>> len(production_test_lots(lots))
+    2
+    """
+    if not 0 < fraction < 1:
+        raise WafertkError(f"production test fraction must be in (0, 1), got {fraction}")
+    names = np.unique(np.asarray(lots).astype(str))
+    if len(names) < 2:
+        raise WafertkError(f"{len(names)} lot(s) cannot make a lot-disjoint production test")
+    k = max(1, int(round(fraction * len(names))))
+    pick = np.random.default_rng(seed).permutation(len(names))[:k]
+    return np.sort(names[pick])
