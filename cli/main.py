@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from wafertk._version import __version__
 
-from ._common import setup_logging
+from ._common import fail, install_signal_handlers, setup_logging
 
 EPILOG = """\b
 Examples:
@@ -48,7 +50,8 @@ def _register() -> None:
 
     from .model_cmds import train
 
-    for name in ("data_cmds", "features_cmds", "model_cmds", "xgb_cmds", "cnn_cmds"):
+    for name in ("data_cmds", "features_cmds", "model_cmds", "xgb_cmds", "cnn_cmds",
+                 "inspect_cmds"):
         try:
             mod = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as exc:
@@ -64,9 +67,29 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="wafertk")
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point.
+
+    click's own usage errors (unknown option, missing argument, bad choice) are printed as one
+    ``wafertk: error: ...`` line with exit code 2, like every other user error.
+    """
+    install_signal_handlers()
+    try:
+        cli.main(args=argv, prog_name="wafertk", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("wafertk: interrupted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `wafertk` or `wafertk train`
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(0)
+        cmd = exc.ctx.command_path if exc.ctx is not None else "wafertk"
+        hint = f" (see '{cmd} --help')" if exc.ctx is not None else ""
+        fail(f"{exc.format_message()}{hint}")
+    except click.ClickException as exc:
+        fail(exc.format_message())
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":
