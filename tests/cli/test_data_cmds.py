@@ -33,11 +33,11 @@ def small_h5(tmp_path):
 def test_info_text_and_json():
     r = run("info", SAMPLE_H5)
     assert r.exit_code == 0, r.output
-    assert "wafers    1000 (1000 labeled)" in r.stdout and "Near-full" in r.stdout
+    assert "wafers    975 (975 labeled)" in r.stdout and "Near-full" in r.stdout
     r = run("info", SAMPLE_H5, "--json")
     assert r.exit_code == 0
     info = json.loads(r.stdout)
-    assert info["wafers"] == 1000 and info["lots"]["count"] > 1
+    assert info["wafers"] == 975 and info["lots"]["count"] == 40
 
 
 def test_import_commands(tmp_path, shared_data):

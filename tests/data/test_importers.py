@@ -130,19 +130,19 @@ def test_npz_keys_documented():
 def test_wafer_info_bundled_sample():
     path = ROOT / "data" / "wafers.h5"
     info = wafer_info(path, batch_size=128)
-    assert info["wafers"] == 1000 and info["labeled"] == 1000 and info["layout"] == "ragged"
+    assert info["wafers"] == 975 and info["labeled"] == 975 and info["layout"] == "ragged"
     classes = {c["class"]: c for c in info["classes"]}
-    assert classes["Near-full"]["wafers"] == 54 and classes["none"]["wafers"] == 246
+    assert classes["Near-full"]["wafers"] == 1 and classes["none"]["wafers"] == 910
     assert classes["(unlabeled)"]["wafers"] == 0
     assert abs(sum(c["fraction"] for c in info["classes"]) - 1) < 1e-9
     g = info["grid"]
     assert g["rows"]["min"] <= g["rows"]["median"] <= g["rows"]["max"]
-    assert sum(s["wafers"] for s in g["most_common"]) <= 1000
-    assert info["lots"]["count"] > 1 and info["file_size"] == path.stat().st_size
+    assert sum(s["wafers"] for s in g["most_common"]) <= 975
+    assert info["lots"]["count"] == 40 and info["file_size"] == path.stat().st_size
     assert info["extras"] == ["orig_index", "partition"]
     assert 0 < info["dies"]["fail_fraction"] < 1
     text = format_info(info)
-    assert "wafers    1000 (1000 labeled)" in text and "Near-full" in text
+    assert "wafers    975 (975 labeled)" in text and "Near-full" in text
 
 
 def test_wafer_info_counts_unlabeled(tmp_path, shared_data):
