@@ -174,7 +174,7 @@ def test_two_phase_with_shipped_xgboost_on_real_sample(tmp_path):
     from wafertk.data import read_wafers
     from wafertk.inspect import DEFAULT_XGBOOST
 
-    sample = Path(__file__).resolve().parents[1] / "data" / "wafers.h5"
+    sample = Path(__file__).resolve().parent / "fixtures" / "all_classes.h5"
     if not (DEFAULT_XGBOOST / "model.json").is_file() or not sample.is_file():
         pytest.skip("shipped XGBoost model or bundled sample missing")
     ws = read_wafers(sample)
