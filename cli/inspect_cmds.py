@@ -1,74 +1,134 @@
 """``wafertk detect`` and ``wafertk classify``: batch inspection of a wafers.h5 file.
 
+Paths and option values are checked before TensorFlow is imported or a model is loaded;
 TensorFlow is imported only when a command runs, never by ``wafertk --help``.
 """
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import click
 
-from ._common import handle_errors
+from ._common import (
+    check_input_file,
+    check_output,
+    echo_summary,
+    handle_errors,
+    import_tensorflow,
+    output_option,
+    quiet_option,
+)
+
+_OUT_HELP = ("Output folder: predictions.csv, report.html, run.json (replaced as one unit "
+             "when the run completes).")
 
 
-@click.command("detect")
-@click.argument("wafers", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Output folder (predictions.csv, report.html).")
-@click.option("--model", "model", type=click.Path(),
-              help="Detector model folder (default: the shipped detector).")
+def _common_checks(wafers: Path, output: Path, batch_size: int) -> None:
+    from wafertk.inspect import OutputFolder
+    from wafertk.inspect.runner import check_batch_size
+
+    check_input_file(wafers)
+    check_output(output, folder=True)
+    check_batch_size(batch_size)
+    OutputFolder(output).check()
+
+
+@click.command("detect", short_help="Phase 1: flag defective wafers (good vs defective).")
+@click.argument("wafers", type=click.Path(path_type=Path))
+@output_option(_OUT_HELP)
+@click.option("--model", "--detector", "model",
+              help="Detector: a shipped model name or a model folder (default: the shipped "
+                   "detector).")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @click.option("--threshold", type=float, default=None,
-              help="Decision threshold on P(defective) (default: the model's, chosen on "
-                   "validation for its target recall).")
+              help="Decision threshold on P(defective), in (0, 1) (default: the model's).")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
+@quiet_option
 @handle_errors
-def detect(wafers, out, model, batch_size, threshold, no_report) -> None:
-    """Phase 1: flag defective wafers (writes OUT/predictions.csv and OUT/report.html).
+def detect(wafers, output, model, batch_size, threshold, no_report, quiet) -> None:
+    """Phase 1: flag defective wafers (good vs defective) of WAFERS.
+
+    Writes OUTPUT/predictions.csv (wafer_id, lot, wafer_index, p_defect, defective),
+    OUTPUT/report.html and OUTPUT/run.json.
 
     \b
     Example:
       wafertk detect wafers.h5 -o out/
     """
+    from wafertk.inspect.model import check_unit_interval
+
+    t0 = time.perf_counter()
+    _common_checks(wafers, output, batch_size)
+    check_unit_interval(threshold, "--threshold", open_low=True, open_high=True)
+    import_tensorflow()
     from wafertk.inspect import detect as run
 
-    res = run(wafers, out, detector=model, batch_size=batch_size, report=not no_report,
-              threshold=threshold)
-    click.echo(res.summary())
+    res = run(wafers, output, detector=model, batch_size=batch_size, report=not no_report,
+              threshold=threshold, progress=False if quiet else None)
+    echo_summary(quiet, output, res.details(), t0)
 
 
-@click.command("classify")
-@click.argument("wafers", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Output folder (predictions.csv, report.html).")
-@click.option("--two-phase/--single-phase", default=False,
-              help="Run the pattern classifier only on wafers the detector flags.")
-@click.option("--detector", "detector_path", type=click.Path(),
-              help="Detector model folder (default: shipped).")
-@click.option("--classifier", "classifier_path",
-              help="Pattern model folder, or 'xgboost' for the shipped XGBoost model "
+@click.command("classify", short_help="Name the defect pattern of every wafer (two-phase).")
+@click.argument("wafers", type=click.Path(path_type=Path))
+@output_option(_OUT_HELP)
+@click.option("--two-phase", "mode", flag_value="two-phase", default=True,
+              help="Phase 2 only on the wafers phase 1 flags (the default).")
+@click.option("--single-phase", "mode", flag_value="single-phase",
+              help="Phase 2 on every wafer: only for wafers already known to be defective "
+                   "(every wafer gets a defect pattern; no detector, no --threshold).")
+@click.option("--detector", "detector",
+              help="Phase-1 detector: shipped model name or folder (default: shipped).")
+@click.option("--classifier", "classifier",
+              help="Phase-2 model: shipped model name ('classifier', 'xgboost') or folder "
                    "(default: the shipped CNN).")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @click.option("--threshold", type=float, default=None,
-              help="Phase-1 threshold on P(defective) (default: the detector's).")
+              help="Phase-1 threshold on P(defective), in (0, 1) (default: the detector's).")
 @click.option("--review-below", type=float, default=None,
-              help="Flag wafers for review below this confidence (default: the model's, 0.6).")
+              help="Flag wafers for review below this confidence, in [0, 1] (default: the "
+                   "model's, 0.6).")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
+@quiet_option
 @handle_errors
-def classify(wafers, out, two_phase, detector_path, classifier_path, batch_size, threshold,
-             review_below, no_report) -> None:
-    """Name the defect pattern of every wafer (OUT/predictions.csv, OUT/report.html).
+def classify(wafers, output, mode, detector, classifier, batch_size, threshold,
+             review_below, no_report, quiet) -> None:
+    """Name the defect pattern of every wafer of WAFERS (two-phase by default).
+
+    Phase 1 flags defective wafers; phase 2 names the pattern of the flagged ones, and the
+    others are 'none'. --single-phase skips phase 1 and names a pattern for EVERY wafer: use it
+    only for wafers already known to be defective.
+
+    Writes OUTPUT/predictions.csv, OUTPUT/report.html and OUTPUT/run.json.
 
     \b
     Examples:
-      wafertk classify --two-phase wafers.h5 -o out/
+      wafertk classify wafers.h5 -o out/
       wafertk classify wafers.h5 -o out/ --classifier xgboost
+      wafertk classify --single-phase known_defective.h5 -o out/
     """
+    from wafertk.errors import WafertkError
+    from wafertk.inspect.model import check_unit_interval
+
+    t0 = time.perf_counter()
+    if mode == "single-phase":
+        bad = [o for o, v in (("--detector", detector), ("--threshold", threshold))
+               if v is not None]
+        if bad:
+            verb = "does" if len(bad) == 1 else "do"
+            raise WafertkError(f"{' and '.join(bad)} {verb} not apply to --single-phase "
+                               "(there is no phase 1)")
+    _common_checks(wafers, output, batch_size)
+    check_unit_interval(threshold, "--threshold", open_low=True, open_high=True)
+    check_unit_interval(review_below, "--review-below", open_low=False, open_high=False)
+    import_tensorflow()
     from wafertk.inspect import classify as run
 
-    res = run(wafers, out, two_phase=two_phase, detector=detector_path,
-              classifier=classifier_path, batch_size=batch_size, report=not no_report,
-              threshold=threshold, review_below=review_below)
-    click.echo(res.summary())
+    res = run(wafers, output, mode=mode, detector=detector, classifier=classifier,
+              batch_size=batch_size, report=not no_report, threshold=threshold,
+              review_below=review_below, progress=False if quiet else None)
+    echo_summary(quiet, output, res.details(), t0)
 
 
 COMMANDS = [detect, classify]

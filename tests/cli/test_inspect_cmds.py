@@ -1,4 +1,4 @@
-"""``wafertk detect`` / ``classify`` on the shipped models, and their one-line errors."""
+"""``wafertk detect`` / ``classify`` on the shipped models (in-process) and one-line errors."""
 
 import csv
 import shutil
@@ -43,10 +43,18 @@ def test_classify_two_phase_cli(wafers, tmp_path):
 
 def test_classify_explicit_models_and_detect_cli(wafers, tmp_path):
     ws, path = wafers
+    r = CliRunner().invoke(cli, ["classify", "--single-phase", str(path), "-o",
+                                 str(tmp_path / "c"), "--classifier", str(DEFAULT_CLASSIFIER),
+                                 "--no-report"])
+    assert r.exit_code == 0, r.output
+    assert all(g["p_defect"] == "" for g in rows(tmp_path / "c" / "predictions.csv"))
     r = CliRunner().invoke(cli, ["classify", str(path), "-o", str(tmp_path / "c"),
                                  "--classifier", str(DEFAULT_CLASSIFIER), "--no-report"])
     assert r.exit_code == 0, r.output
-    assert all(g["p_defect"] == "" for g in rows(tmp_path / "c" / "predictions.csv"))
+    # the default is two-phase: phase 1 runs, and passed wafers are "none"
+    got = rows(tmp_path / "c" / "predictions.csv")
+    assert all(g["p_defect"] != "" for g in got)
+    assert all((g["pattern"] == "none") == (g["defective"] == "0") for g in got)
     r = CliRunner().invoke(cli, ["detect", str(path), "-o", str(tmp_path / "d"),
                                  "--model", str(DEFAULT_DETECTOR)])
     assert r.exit_code == 0, r.output
