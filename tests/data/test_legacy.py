@@ -72,9 +72,13 @@ def test_filters(sample_pkl, sample):
 
 
 def test_unknown_partition(sample_pkl):
-    with pytest.raises(WafertkError, match=r"unknown partition 'train' \(expected Training, "
-                                           r"Test or all\)"):
+    with pytest.raises(WafertkError, match=r"unknown partition 'train' \(did you mean "
+                                           r"'Training'\?\); expected Training, Test or all"):
         read_lswmd(sample_pkl, partition="train")
+    with pytest.raises(WafertkError, match=r"'TEST' \(did you mean 'Test'\?\)"):
+        read_lswmd(sample_pkl, partition="TEST")
+    with pytest.raises(WafertkError, match=r"unknown partition 'xyz'; expected"):
+        read_lswmd(sample_pkl, partition="xyz")
 
 
 def test_range_index_variant(sample_pkl, sample, tmp_path):

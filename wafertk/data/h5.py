@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from wafertk._atomic import atomic_path
-from wafertk.data.waferset import WM811K_CLASSES, WaferSet
+from wafertk.data.waferset import (
+    WM811K_CLASSES,
+    WaferSet,
+    _duplicate_message,
+    check_die_size,
+    check_file_rules,
+    check_has_dies,
+)
 from wafertk.errors import WaferFileError, WafertkError
 
 SCHEMA = "wafertk/1"
@@ -30,6 +37,8 @@ _KNOWN = {"maps", "maps_flat", "offsets", "shapes", "wafer_id", "lot", "wafer_in
           "die_size", "label"}
 #: Dies per chunk of ``maps_flat`` (about 100 WM-811K maps; 256 KiB uncompressed).
 FLAT_CHUNK = 1 << 18
+#: Wafers per slice when a per-wafer column is scanned at opening (bounded memory).
+SCAN_CHUNK = 1 << 16
 
 
 class WaferFile:
@@ -85,7 +94,15 @@ class WaferFile:
             raise WaferFileError(path, f"corrupt or truncated file ({exc})") from None
 
     def _open(self, allow_empty: bool) -> None:
+        import h5py
+
         h5 = self._h5
+        for key in sorted(_KNOWN & set(h5.keys())):
+            obj = h5.get(key)
+            if not isinstance(obj, h5py.Dataset):
+                kind = "an HDF5 group" if isinstance(obj, h5py.Group) else "not a dataset"
+                raise WaferFileError(self.path, f"'{key}' is {kind}, expected a dataset "
+                                                "(see docs/file-format.md)")
         schema = h5.attrs.get("schema")
         if isinstance(schema, bytes):
             schema = schema.decode()
@@ -150,6 +167,81 @@ class WaferFile:
                     f"mismatched lengths: '{key}' has shape {h5[key].shape}, expected ({self.n},)",
                 )
         self.has_labels = "label" in h5
+        zero = np.flatnonzero((self.shapes == 0).any(axis=1))
+        if len(zero):
+            i = int(zero[0])
+            h, w = (int(v) for v in self.shapes[i])
+            raise WaferFileError(self.path, f"{self._wafer(i)}: map is {h}x{w} (a zero "
+                                            "dimension; every map needs at least one die)"
+                                 + _more(len(zero)))
+        self._check_die_size()
+        self._check_ids()
+
+    # ------------------------------------------------------------------ checks at opening
+    def _wafer(self, i: int) -> str:
+        """``"wafer <row> (id '<id>')"`` for messages (the id read from the file)."""
+        if "wafer_id" not in self._h5:
+            return f"wafer {i} (id '{i}')"
+        v = self._h5["wafer_id"][i]
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "backslashreplace")
+        return f"wafer {i} (id {str(v)!r})"
+
+    def _check_die_size(self) -> None:
+        if "die_size" not in self._h5:
+            return
+        ds = self._h5["die_size"]
+        if ds.dtype.kind not in "biuf":
+            raise WaferFileError(self.path, f"'die_size' has dtype {ds.dtype}, expected numbers")
+        for a in range(0, self.n, SCAN_CHUNK):
+            bad = check_die_size(ds[a:a + SCAN_CHUNK])
+            if len(bad):
+                i = a + int(bad[0])
+                raise WaferFileError(self.path, f"{self._wafer(i)}: die_size is {ds[i]} (must be "
+                                                "a finite number >= 0)")
+
+    def _check_ids(self) -> None:
+        """Valid UTF-8 and unique ``wafer_id`` values, streamed (8 bytes per wafer).
+
+        Ids are hashed (64-bit) slice by slice; equal hashes are confirmed on the ids
+        themselves, so a hash collision is never reported as a duplicate.
+        """
+        if "wafer_id" not in self._h5:
+            return
+        import pandas as pd
+
+        ds = self._h5["wafer_id"]
+        hashes = np.empty(self.n, dtype=np.uint64)
+        for a in range(0, self.n, SCAN_CHUNK):
+            raw = ds[a:a + SCAN_CHUNK]
+            if raw.dtype.kind in "OS":
+                _decode(raw, self.path, "wafer_id", a, lambda i: f"wafer {i}")
+                raw = raw.astype(object)
+            hashes[a:a + len(raw)] = pd.util.hash_array(raw, categorize=False)
+        order = np.argsort(hashes, kind="stable")
+        h = hashes[order]
+        same = np.flatnonzero(h[1:] == h[:-1])
+        if not len(same):
+            return
+        del hashes, h
+        # candidate groups of equal hashes: confirm on the ids, report the earliest row
+        groups: dict[int, list[int]] = {}
+        for j in same:
+            groups.setdefault(int(order[j]), []).append(int(order[j + 1]))
+        found: list[tuple[int, str, list[int]]] = []
+        for rows in _merge(groups):
+            ids = [ds[r] for r in rows]
+            by_id: dict[object, list[int]] = {}
+            for r, v in zip(rows, ids, strict=True):
+                by_id.setdefault(v, []).append(r)
+            for v, rs in by_id.items():
+                if len(rs) > 1:
+                    text = v.decode("utf-8") if isinstance(v, bytes) else str(v)
+                    found.append((min(rs), text, sorted(rs)))
+        if found:
+            _, text, rows = min(found)
+            extra = f"; {len(found)} ids are duplicated" if len(found) > 1 else ""
+            raise WaferFileError(self.path, _duplicate_message(text, rows) + extra)
 
     def _check_dtype(self, ds) -> None:
         if ds.dtype.kind not in "ui":
@@ -184,7 +276,9 @@ class WaferFile:
         ds = self._h5[key]
         stop = self.n if stop is None else stop
         if ds.dtype.kind in "OS":
-            return np.asarray(ds.asstr()[start:stop], dtype=object)
+            raw = ds[start:stop]
+            return _decode(raw, self.path, key, start,
+                           (lambda i: f"wafer {i}") if key == "wafer_id" else self._wafer)
         return ds[start:stop]
 
     # ------------------------------------------------------------------ reading
@@ -197,6 +291,8 @@ class WaferFile:
         WaferFileError
             If maps hold values outside {0, 1, 2} or a label is not a known class.
         """
+        import h5py
+
         start, stop, _ = slice(start, stop).indices(self.n)
         stop = max(start, stop)
         h5 = self._h5
@@ -210,11 +306,12 @@ class WaferFile:
             extras = {}
             if with_extras:
                 for key in h5:
-                    ds = h5[key]
-                    if key not in _KNOWN and ds.ndim == 1 and ds.shape[0] == self.n:
+                    ds = h5.get(key)
+                    if key not in _KNOWN and isinstance(ds, h5py.Dataset) and ds.ndim == 1 \
+                            and ds.shape[0] == self.n:
                         extras[key] = self.read_column(key, start, stop)
             labels = self.read_column("label", start, stop)
-            return WaferSet(
+            ws = WaferSet(
                 flat,
                 self.offsets[start : stop + 1] - a,
                 self.shapes[start:stop],
@@ -236,6 +333,11 @@ class WaferFile:
         except OSError as exc:
             raise WaferFileError(self.path, f"cannot read data: truncated or corrupt ({exc})") \
                 from None
+        try:
+            check_has_dies(ws, first_row=start)
+        except WafertkError as exc:
+            raise WaferFileError(self.path, str(exc)) from None
+        return ws
 
     def iter_batches(self, batch_size: int = 4096, *, start: int = 0, stop: int | None = None,
                      with_extras: bool = False) -> Iterator[WaferSet]:
@@ -248,6 +350,48 @@ class WaferFile:
         stop = self.n if stop is None else min(stop, self.n)
         for s in range(start, stop, batch_size):
             yield self.read(s, min(s + batch_size, stop), with_extras=with_extras)
+
+
+def _more(k: int) -> str:
+    return f"; {k} wafers like this" if k > 1 else ""
+
+
+def _merge(groups: dict[int, list[int]]) -> list[list[int]]:
+    """Rows of equal hashes, one list per hash (``groups`` chains neighbours in hash order)."""
+    out: list[list[int]] = []
+    seen: set[int] = set()
+    for first, nxt in groups.items():
+        if first in seen:
+            continue
+        rows, todo = [first], list(nxt)
+        while todo:
+            r = todo.pop()
+            if r not in seen and r not in rows:
+                rows.append(r)
+                todo.extend(groups.get(r, []))
+        seen.update(rows)
+        out.append(sorted(rows))
+    return out
+
+
+def _decode(raw: np.ndarray, path, key: str, start: int, name) -> np.ndarray:
+    """UTF-8 text of a string column slice as an object array, or an error naming the wafer.
+
+    ``name(row)`` says how to name the wafer at ``row`` of the file.
+    """
+    try:
+        return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in raw],
+                        dtype=object)
+    except UnicodeDecodeError:
+        for i, v in enumerate(raw):
+            try:
+                if isinstance(v, bytes):
+                    v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise WaferFileError(
+                    path, f"{name(start + i)}: '{key}' is not valid UTF-8 text ({v[:40]!r}); "
+                          "text columns must be UTF-8") from None
+        raise
 
 
 def read_wafers(path: str | os.PathLike, *, with_extras: bool = False,
@@ -346,6 +490,7 @@ class WaferWriter:
         self._dies = 0
         self._extras: set[str] | None = None
         self._labels: bool | None = None
+        self._hashes: list[np.ndarray] = []
 
     def __enter__(self) -> WaferWriter:
         import h5py
@@ -359,11 +504,37 @@ class WaferWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if exc_type is None and self._labels is None:
-                self._create(WaferSet.from_maps([], class_names=self.class_names))
-        finally:
+            if exc_type is None:
+                if self._labels is None:
+                    self._create(WaferSet.from_maps([], class_names=self.class_names))
+                self._check_unique()
+        except BaseException as err:  # the temporary file is removed, nothing is left
             self._h5.close()
+            self._ctx.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._h5.close()
         self._ctx.__exit__(exc_type, exc, tb)
+
+    def _check_unique(self) -> None:
+        """Wafer ids unique over all batches (hashes kept, 8 bytes per wafer)."""
+        if not self._hashes:
+            return
+        hashes = np.concatenate(self._hashes)
+        order = np.argsort(hashes, kind="stable")
+        same = np.flatnonzero(hashes[order][1:] == hashes[order][:-1])
+        if not len(same):
+            return
+        ids = self._h5["wafer_id"]
+        found = []
+        for rows in _merge({int(order[j]): [int(order[j + 1])] for j in same}):
+            by_id: dict[object, list[int]] = {}
+            for r in rows:
+                by_id.setdefault(ids[r], []).append(r)
+            found += [(min(rs), v, sorted(rs)) for v, rs in by_id.items() if len(rs) > 1]
+        if found:
+            _, v, rows = min(found)
+            text = v.decode("utf-8") if isinstance(v, bytes) else str(v)
+            raise WafertkError(_duplicate_message(text, rows))
 
     def _create(self, ws: WaferSet) -> None:
         import h5py
@@ -407,6 +578,11 @@ class WaferWriter:
             raise WafertkError("batches must agree on labels and extra columns")
         if (ws.shapes > np.iinfo(np.int16).max).any():
             raise WafertkError("maps larger than 32767 dies per side are not supported")
+        check_file_rules(ws, first_row=self.n)
+        import pandas as pd
+
+        self._hashes.append(pd.util.hash_array(ws.wafer_id.astype(str).astype(object),
+                                               categorize=False))
         h5, n, m = self._h5, self.n, len(ws)
         if self.layout == "fixed":
             ds = h5["maps"]

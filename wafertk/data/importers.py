@@ -21,7 +21,7 @@ import numpy as np
 
 from wafertk.data.h5 import _KNOWN, WaferFile, WaferWriter
 from wafertk.data.legacy import check_partition, read_lswmd
-from wafertk.data.waferset import WaferSet
+from wafertk.data.waferset import WaferSet, check_file_rules
 from wafertk.errors import WaferFileError, WafertkError
 
 log = logging.getLogger(__name__)
@@ -68,12 +68,19 @@ def _summary(ws: WaferSet, path: Path) -> ImportSummary:
                          classes=dict(Counter(labels.tolist())))
 
 
-def _write(ws: WaferSet, dst: str | os.PathLike, progress: bool | None, what: str) -> None:
+def _write(ws: WaferSet, dst: str | os.PathLike, progress: bool | None, what: str,
+           src: str | os.PathLike) -> None:
+    """Write ``ws`` to ``dst``; a wafer that breaks the format's rules is an error naming
+    ``src`` and the wafer (row in the imported set and id), and nothing is written."""
     from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
     if Path(dst).is_dir():
         raise WaferFileError(dst, "is a folder, expected an output file name")
+    try:
+        check_file_rules(ws)  # before creating anything
+    except WafertkError as exc:
+        raise WaferFileError(src, str(exc)) from None
     try:
         with WaferWriter(dst, class_names=ws.class_names) as w, \
                 tqdm(total=len(ws), unit="wafer", desc=what, disable=not show,
@@ -84,6 +91,10 @@ def _write(ws: WaferSet, dst: str | os.PathLike, progress: bool | None, what: st
                 bar.update(len(part))
     except OSError as exc:
         raise WaferFileError(dst, f"cannot write ({exc.strerror or exc})") from None
+    except WaferFileError:
+        raise
+    except WafertkError as exc:  # a rule only the writer can check (none known today)
+        raise WaferFileError(src, str(exc)) from None
 
 
 def import_lswmd(src: str | os.PathLike, dst: str | os.PathLike, *, labeled_only: bool = False,
@@ -119,7 +130,7 @@ def import_lswmd(src: str | os.PathLike, dst: str | os.PathLike, *, labeled_only
     if len(ws) == 0:
         raise WaferFileError(src, f"no wafers left after filtering (partition={partition}, "
                                   f"labeled_only={labeled_only})")
-    _write(ws, dst, progress, "writing wafers.h5")
+    _write(ws, dst, progress, "writing wafers.h5", src)
     log.debug("imported %d wafers from %s into %s", len(ws), src, dst)
     return _summary(ws, Path(dst))
 
@@ -243,7 +254,7 @@ def import_npz(src: str | os.PathLike, dst: str | os.PathLike, *,
     ws = read_npz_pack(src)
     if len(ws) == 0:
         raise WaferFileError(src, "contains no wafers")
-    _write(ws, dst, progress, "writing wafers.h5")
+    _write(ws, dst, progress, "writing wafers.h5", src)
     log.debug("imported %d wafers from %s into %s", len(ws), src, dst)
     return _summary(ws, Path(dst))
 

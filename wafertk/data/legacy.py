@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from wafertk.data.waferset import WM811K_CLASSES, WaferSet
-from wafertk.errors import WaferFileError, WafertkError
+from wafertk.errors import WaferFileError, WafertkError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,12 @@ def check_partition(partition: str) -> str:
         For any other value.
     """
     if partition not in PARTITIONS:
-        raise WafertkError(f"unknown partition {partition!r} (expected Training, Test or all)")
+        hint = did_you_mean(partition, PARTITIONS)
+        if not hint:  # difflib is case-sensitive: 'training', 'TEST'
+            same = [p for p in PARTITIONS if p.lower() == str(partition).lower()]
+            hint = f" (did you mean {same[0]!r}?)" if same else ""
+        raise WafertkError(f"unknown partition {partition!r}{hint}; expected Training, Test "
+                           "or all")
     return partition
 
 

@@ -63,6 +63,116 @@ def _check_values(a: np.ndarray, what: str) -> None:
         )
 
 
+def wafer_label(ws: WaferSet, i: int, first_row: int = 0) -> str:
+    """``"wafer <row> (id '<id>')"``: how messages name wafer ``i`` of ``ws``.
+
+    ``first_row`` is the row of ``ws[0]`` in its file, so that the row is the file's.
+    """
+    return f"wafer {first_row + i} (id {str(ws.wafer_id[i])!r})"
+
+
+def check_has_dies(ws: WaferSet, first_row: int = 0) -> None:
+    """Check that no map has a zero dimension and every map holds at least one die.
+
+    Parameters
+    ----------
+    ws : WaferSet
+    first_row : int, default 0
+        Row of ``ws[0]`` in its file (used in the message).
+
+    Raises
+    ------
+    WafertkError
+        Naming the first offending wafer (row and id).
+    """
+    n = len(ws)
+    if not n:
+        return
+    zero = np.flatnonzero((ws.shapes == 0).any(axis=1))
+    if len(zero):
+        i = int(zero[0])
+        h, w = (int(v) for v in ws.shapes[i])
+        raise WafertkError(f"{wafer_label(ws, i, first_row)}: map is {h}x{w} (a zero "
+                           f"dimension; every map needs at least one die)"
+                           + _more(len(zero)))
+    # every map has >= 1 cell here, so reduceat sees no empty segment
+    top = np.maximum.reduceat(ws.maps_flat, ws.offsets[:-1])
+    empty = np.flatnonzero(top == 0)
+    if len(empty):
+        i = int(empty[0])
+        raise WafertkError(f"{wafer_label(ws, i, first_row)}: map has no die (every value is "
+                           "0)" + _more(len(empty)))
+
+
+def check_die_size(die_size: np.ndarray) -> np.ndarray:
+    """Rows (positions) whose ``die_size`` is not a finite number >= 0."""
+    d = np.asarray(die_size, dtype=np.float64)
+    return np.flatnonzero(~np.isfinite(d) | (d < 0))
+
+
+def _more(k: int) -> str:
+    return f"; {k} wafers like this" if k > 1 else ""
+
+
+def check_file_rules(ws: WaferSet, first_row: int = 0) -> None:
+    """Check what ``docs/file-format.md`` requires of every wafer before it is written.
+
+    Every map has two non-zero dimensions and at least one die; ``die_size`` is finite and
+    >= 0; ``wafer_id`` values are unique; text columns can be stored as UTF-8.
+
+    Parameters
+    ----------
+    ws : WaferSet
+    first_row : int, default 0
+        Row of ``ws[0]`` in its file (used in messages).
+
+    Raises
+    ------
+    WafertkError
+        Naming the first offending wafer (row and id), or a duplicated id and its rows.
+    """
+    check_has_dies(ws, first_row)
+    bad = check_die_size(ws.die_size)
+    if len(bad):
+        i = int(bad[0])
+        raise WafertkError(f"{wafer_label(ws, i, first_row)}: die_size is {ws.die_size[i]} "
+                           "(must be a finite number >= 0)" + _more(len(bad)))
+    columns = {"wafer_id": ws.wafer_id, "lot": ws.lot, "label": ws.labels,
+               **{k: v for k, v in ws.extras.items() if v.dtype.kind in "OU"}}
+    for name, col in columns.items():
+        if col is None or not len(col):
+            continue
+        try:
+            "\n".join(map(str, col)).encode("utf-8")
+        except UnicodeEncodeError:
+            for i, v in enumerate(col):
+                try:
+                    str(v).encode("utf-8")
+                except UnicodeEncodeError:
+                    raise WafertkError(
+                        f"{wafer_label(ws, i, first_row)}: {name} {str(v)!r} cannot be "
+                        "stored as UTF-8 text") from None
+    dup = duplicate_rows(ws.wafer_id)
+    if dup:
+        raise WafertkError(_duplicate_message(str(ws.wafer_id[dup[0]]),
+                                              [first_row + r for r in dup]))
+
+
+def duplicate_rows(ids: np.ndarray) -> list[int]:
+    """Rows of the first id that occurs more than once in ``ids`` ([] when all are unique)."""
+    a = np.asarray(ids).astype(str)
+    uniq, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+    if len(uniq) == len(a):
+        return []
+    first = int(np.flatnonzero(counts[inverse] > 1)[0])
+    return np.flatnonzero(inverse == inverse[first]).tolist()
+
+
+def _duplicate_message(wafer_id: str, rows: list[int]) -> str:
+    shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+    return f"duplicate wafer_id {wafer_id!r} at rows {shown} (wafer ids must be unique)"
+
+
 class WaferSet:
     """Wafer maps at native die-grid size with their ids, metadata and optional labels.
 
@@ -370,8 +480,15 @@ def _str_col(values, n: int, name: str, default: str | None) -> np.ndarray:
         return np.full(n, default, dtype=object)
     a = np.asarray(values)
     _check_len(a, n, name)
-    if a.dtype.kind == "S":
-        a = np.char.decode(a, "utf-8")
+    if a.dtype.kind == "S" or (a.dtype.kind == "O" and any(isinstance(v, bytes) for v in a)):
+        out = np.empty(n, dtype=object)
+        for i, v in enumerate(a):
+            try:
+                out[i] = v.decode("utf-8") if isinstance(v, bytes) else str(v)
+            except UnicodeDecodeError:
+                raise WafertkError(f"{name} of wafer {i} is not valid UTF-8 text ({v[:40]!r}); "
+                                   "text must be UTF-8") from None
+        return out
     return a.astype(str).astype(object)
 
 
