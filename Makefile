@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make demo   create .venv, install, classify the bundled sample, write the report
+#   make demo   create .venv, install, classify the bundled sample (two-phase), write the report
 #   make test   create .venv, install, run the whole test suite
 # Both are safe to run again (the install step reruns only when the package metadata changes).
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml setup.py | $(BIN)/python
 install: $(STAMP)
 
 demo: install
-	$(BIN)/wafertk classify --two-phase data/wafers.h5 -o $(DEMO_OUT)
+	$(BIN)/wafertk classify data/wafers.h5 -o $(DEMO_OUT)
 	@echo "Report: $(DEMO_OUT)/report.html   Predictions: $(DEMO_OUT)/predictions.csv"
 
 test: install

@@ -16,12 +16,15 @@ Examples:
   wafertk import wm811k LSWMD.pkl -o wafers.h5 --labeled-only --partition Training
   wafertk info wafers.h5                                # counts, grids, lots, classes
   wafertk detect wafers.h5 -o out/                      # phase 1: good vs defective
-  wafertk classify --two-phase wafers.h5 -o out/        # phase 1 + defect pattern
+  wafertk classify wafers.h5 -o out/                    # two-phase: phase 1 + pattern
   wafertk features wafers.h5 -o features.parquet --set density,radon,geometry
   wafertk train xgboost --data train.h5 -o models/xgb
-  wafertk evaluate --model models/xgb labeled.h5 -o report/
+  wafertk evaluate --model xgboost labeled.h5 -o report/
+  wafertk models                                        # architectures, shipped models
 
-Exit codes: 0 success, 2 bad input (one line on stderr; --verbose for a traceback).
+Every command: -o/--output for what it writes, -q/--quiet, one summary line on success.
+Exit codes: 0 success, 2 bad input (one line on stderr; --verbose for a traceback),
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM); nothing partial is left behind.
 """
 
 
