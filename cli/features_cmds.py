@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
-from ._common import handle_errors
+from ._common import (
+    check_input_file,
+    check_output,
+    echo_summary,
+    handle_errors,
+    output_option,
+    quiet_option,
+)
 
 
 @click.command("features")
 @click.argument("wafers", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="Output table: .csv for CSV, Parquet otherwise (written atomically).")
+@output_option("Output table: .csv for CSV, Parquet otherwise (written atomically).")
 @click.option("--set", "sets", default=None,
               help="Comma-separated feature sets (default: gabor,filters,density,radon,"
                    "geometry,meta).")
@@ -20,7 +27,7 @@ from ._common import handle_errors
               help="Worker processes (-1 = all cores).")
 @click.option("--batch-size", default=2048, show_default=True, type=int,
               help="Wafers per batch (memory bound).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@quiet_option
 @handle_errors
 def features(wafers: Path, output: Path, sets: str | None, jobs: int, batch_size: int,
              quiet: bool) -> None:
@@ -34,16 +41,21 @@ def features(wafers: Path, output: Path, sets: str | None, jobs: int, batch_size
     Example:
       wafertk features wafers.h5 -o features.parquet --set density,radon,geometry --jobs 2
     """
-    from wafertk.errors import WaferFileError
-    from wafertk.features import extract_file, parse_sets
+    from wafertk.data.h5 import WaferFile
+    from wafertk.errors import WafertkError
+    from wafertk.features import extract_file, feature_names, parse_sets
 
+    t0 = time.perf_counter()
     names = parse_sets(sets)  # fail fast on an unknown set, before opening anything
-    if not wafers.exists():
-        raise WaferFileError(wafers, "no such file")
-    out = extract_file(wafers, output, names, n_jobs=jobs, batch_size=batch_size,
-                       progress=False if quiet else None)
-    if not quiet:
-        click.echo(f"wrote {out}")
+    if batch_size < 1:
+        raise WafertkError(f"--batch-size must be at least 1, got {batch_size}")
+    check_input_file(wafers)
+    check_output(output, folder=False)
+    with WaferFile(wafers, allow_empty=True) as f:  # the whole file's checks, before writing
+        n = len(f)
+    extract_file(wafers, output, names, n_jobs=jobs, batch_size=batch_size,
+                 progress=False if quiet else None)
+    echo_summary(quiet, output, f"{n:,} wafers x {len(feature_names(names))} features", t0)
 
 
 COMMANDS = [features]

@@ -1,6 +1,8 @@
 """``wafertk import`` and ``wafertk info``: success output and one-line errors on bad input."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +47,8 @@ def test_import_commands(tmp_path, shared_data):
     r = run("import", "wm811k", shared_data / "wm811k" / "LSWMD_sample.pkl", "-o", out,
             "--labeled-only", "--partition", "Training")
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == f"wrote 1254 wafers (1254 labeled, 1025 lots) to {out}"
+    assert re.fullmatch(rf"wrote {re.escape(str(out))}: 1,254 wafers \(1,254 labeled, 1,025 "
+                        r"lots\) in \d+\.\d s", r.stdout.strip()), r.stdout
     assert r.stderr == ""
     r = run("import", "wm811k", shared_data / "wm811k" / "LSWMD_sample.pkl", "-o", out, "-q")
     assert r.exit_code == 0 and r.output == ""
@@ -60,8 +63,9 @@ def test_import_npz_command(tmp_path, shared_data):
         d.update(offsets=off, maps_flat=z["maps_flat"][: off[-1]], class_names=z["class_names"])
     src = tmp_path / "p.npz"
     np.savez(src, **d)
-    r = run("import", "npz", src, "-o", tmp_path / "w.h5")
-    assert r.exit_code == 0 and r.stdout.startswith("wrote 50 wafers (50 labeled")
+    r = run("import", "npz", src, "--out", tmp_path / "w.h5")
+    assert r.exit_code == 0
+    assert r.stdout.startswith(f"wrote {tmp_path / 'w.h5'}: 50 wafers (50 labeled")
 
 
 # ---------------------------------------------------------------------- bad wafers.h5 -> info
@@ -152,7 +156,8 @@ def test_unknown_partition(tmp_path, shared_data):
             "--partition", "train")
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [
-        "wafertk: error: unknown partition 'train' (expected Training, Test or all)"]
+        "wafertk: error: unknown partition 'train' (did you mean 'Training'?); expected "
+        "Training, Test or all"]
     assert _listing(tmp_path) == []
 
 
@@ -179,4 +184,72 @@ def test_import_output_problems(tmp_path, shared_data, one_line_error):
     blocker.write_text("x")
     out = blocker / "sub" / "w.h5"  # parent is a file: cannot be created
     r = run("import", "wm811k", src, "-o", out)
-    one_line_error(r, out, "cannot write")
+    one_line_error(r, blocker, "is a file, cannot create an output inside it")
+    one_line_error(run("import", "npz", tmp_path, "-o", tmp_path / "w.h5"), tmp_path,
+                   "is a folder, expected a .npz pack")
+    assert _listing(tmp_path) == ["already_a_folder", "file"]
+
+
+# --------------------------------------------- bad wafers.h5 in a real process (no click runner)
+def _bad_file(tmp_path, case):
+    p = tmp_path / f"{case}.h5"
+    ws = WaferSet.from_maps([np.ones((3, 4), np.uint8)] * 3, wafer_id=["a", "b", "c"],
+                            lot=["L1", "L1", "L2"], labels=["none"] * 3)
+    write_wafers(ws, p)
+    with h5py.File(p, "a") as h5:
+        if case == "group":
+            del h5["maps_flat"]
+            h5.create_group("maps_flat")
+            return p, "'maps_flat' is an HDF5 group, expected a dataset"
+        if case == "utf8":
+            del h5["lot"]
+            h5.create_dataset("lot", data=np.array([b"L1", b"\xffL", b"L2"], dtype=object),
+                              dtype=h5py.vlen_dtype(bytes))
+            return p, "wafer 1 (id 'b'): 'lot' is not valid UTF-8 text"
+        if case == "nan":
+            h5["die_size"][1] = np.nan
+            return p, "wafer 1 (id 'b'): die_size is nan"
+        if case == "dup":
+            h5["wafer_id"][2] = "a"
+            return p, "duplicate wafer_id 'a' at rows 0, 2"
+        if case in ("zero", "nodie"):
+            for k in ("maps_flat", "offsets", "shapes"):
+                del h5[k]
+            h5["maps_flat"] = np.array([1] * 14 + [0] * 2, np.uint8)
+            h5["offsets"] = np.array([0, 12, 12, 16]) if case == "zero" else [0, 12, 14, 16]
+            h5["shapes"] = [[3, 4], [0, 4], [2, 2]] if case == "zero" else [[3, 4], [1, 2],
+                                                                            [1, 2]]
+            return p, ("wafer 1 (id 'b'): map is 0x4" if case == "zero"
+                       else "wafer 2 (id 'c'): map has no die (every value is 0)")
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["group", "utf8", "zero", "nodie", "nan", "dup"])
+def test_info_bad_file_in_a_subprocess(tmp_path, case):
+    path, problem = _bad_file(tmp_path, case)
+    p = subprocess.run([sys.executable, "-m", "wafertk.cli.main", "info", str(path)],
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}, capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"wafertk: error: {path}: "), lines[0]
+    assert problem in lines[0] and "Traceback" not in p.stderr and p.stdout == ""
+
+
+def test_import_npz_bad_pack_in_a_subprocess(tmp_path):
+    src = tmp_path / "pack.npz"
+    np.savez(src, maps_flat=np.array([1, 1, 0, 0], np.uint8), offsets=np.array([0, 2, 4]),
+             shapes=np.array([[1, 2], [1, 2]]), label=np.array([0, 0], np.int8),
+             class_names=np.array(["a", "b"]), orig_index=np.array([10, 11]),
+             lotName=np.array(["L", "L"]), waferIndex=np.array([1, 2]),
+             dieSize=np.array([2.0, 2.0], np.float32))
+    out = tmp_path / "out"
+    out.mkdir()
+    p = subprocess.run([sys.executable, "-m", "wafertk.cli.main", "import", "npz", str(src),
+                        "-o", str(out / "w.h5")], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"},
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        f"wafertk: error: {src}: wafer 1 (id 'lswmd-11'): map has no die (every value is 0)"]
+    assert _listing(out) == []

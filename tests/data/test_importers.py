@@ -91,11 +91,34 @@ def _bad_packs(d):
     out["bad map values"] = ({**d, "maps_flat": bad_maps}, r"outside \{0, 1, 2\}")
     out["float maps"] = ({**d, "maps_flat": d["maps_flat"].astype(float)}, "maps_flat")
     out["offsets"] = ({**d, "offsets": d["offsets"][:-1]}, "'offsets'")
+    # the format's rules (docs/file-format.md): refused, naming the pack and the wafer
+    off, maps = d["offsets"], d["maps_flat"].copy()
+    maps[off[7]:off[8]] = 0
+    wid = f"lswmd-{d['orig_index'][7]}"
+    out["no die"] = ({**d, "maps_flat": maps}, rf"wafer 7 \(id '{wid}'\): map has no die")
+    shapes = d["shapes"].copy()
+    shapes[7] = (0, shapes[7, 1])
+    sizes = shapes.prod(axis=1)
+    out["zero dimension"] = (
+        {**d, "shapes": shapes, "offsets": np.concatenate([[0], np.cumsum(sizes)]),
+         "maps_flat": np.delete(d["maps_flat"], np.arange(off[7], off[8]))},
+        rf"wafer 7 \(id '{wid}'\): map is 0x")
+    die = d["dieSize"].copy()
+    die[7] = np.nan
+    out["nan dieSize"] = ({**d, "dieSize": die}, rf"wafer 7 \(id '{wid}'\): die_size is nan")
+    lots = d["lotName"].astype("S")
+    lots[7] = b"\xffbad"
+    out["non-UTF-8 lotName"] = ({**d, "lotName": lots}, r"lot of wafer 7 is not valid UTF-8")
+    lots = d["lotName"].astype("<U8")
+    lots[7] = "\udcff"
+    out["surrogate lotName"] = ({**d, "lotName": lots},
+                                rf"wafer 7 \(id '{wid}'\): lot '\\udcff' cannot be stored")
     return out
 
 
 @pytest.mark.parametrize("case", ["missing key", "short lot", "bad label", "bad map values",
-                                  "float maps", "offsets"])
+                                  "float maps", "offsets", "no die", "zero dimension",
+                                  "nan dieSize", "non-UTF-8 lotName", "surrogate lotName"])
 def test_bad_npz(tmp_path, small_pack, case):
     d, problem = _bad_packs(small_pack)[case]
     src = _save(tmp_path, d)
@@ -152,3 +175,20 @@ def test_wafer_info_counts_unlabeled(tmp_path, shared_data):
     classes = {c["class"]: c["wafers"] for c in info["classes"]}
     assert info["wafers"] == 1854 and classes["(unlabeled)"] == 600
     assert info["labeled"] == 1254
+
+
+def test_lswmd_import_refuses_a_map_without_die(tmp_path, monkeypatch):
+    """The pickle importer goes through the same checks (a crafted pickle is hard to build:
+    the reader is replaced by one returning a set that breaks a rule)."""
+    import wafertk.data.importers as imp
+    from wafertk.data import WaferSet
+
+    bad = WaferSet.from_maps([np.ones((2, 2), np.uint8), np.zeros((2, 2), np.uint8)],
+                             wafer_id=["lswmd-0", "lswmd-1"], labels=["none", "none"])
+    monkeypatch.setattr(imp, "read_lswmd", lambda *a, **k: bad)
+    src = tmp_path / "LSWMD.pkl"
+    src.write_bytes(b"\x80\x02")
+    out = tmp_path / "out" / "w.h5"
+    with pytest.raises(WaferFileError, match=r"wafer 1 \(id 'lswmd-1'\): map has no die") as e:
+        import_lswmd(src, out)
+    assert e.value.path == str(src) and not out.parent.exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wafertk.errors import UnknownNameError, WafertkError, did_you_mean
+from wafertk.errors import UnknownNameError, WaferFileError, WafertkError, did_you_mean
 from wafertk.features._common import MapsLike
 from wafertk.features.transformers import (
     DensityFeatures,
@@ -209,9 +209,6 @@ def extract_file(path: str | os.PathLike, out: str | os.PathLike,
         ``out``. Columns: ``wafer_id``, ``lot``, ``label`` (``""`` = unlabeled), then the
         features (``"<set>__<name>"``, float32).
     """
-    from tqdm import tqdm
-
-    from wafertk._atomic import atomic_path
     from wafertk.data.h5 import WaferFile
 
     if batch_size < 1:
@@ -220,10 +217,28 @@ def extract_file(path: str | os.PathLike, out: str | os.PathLike,
     names = [str(n) for n in union.get_feature_names_out()]
     n_jobs = _jobs(n_jobs)
     out = Path(out)
-    is_csv = out.name.lower().endswith(".csv")
+    if out.is_dir():
+        raise WaferFileError(out, "is a folder (the output is a file)")
     if progress is None:
         progress = sys.stderr.isatty()
-    with WaferFile(path, allow_empty=True) as f, atomic_path(out) as tmp:
+    with WaferFile(path, allow_empty=True) as f:
+        try:
+            _write_table(f, out, union, names, n_jobs, batch_size, progress)
+        except OSError as exc:  # name the user's path, not the temporary one
+            raise WaferFileError(out, f"cannot write ({exc.strerror or exc})") from None
+    log.info("wrote %s features of %s to %s", len(names), path, out)
+    return out
+
+
+def _write_table(f, out: Path, union, names: list[str], n_jobs: int, batch_size: int,
+                 progress: bool) -> None:
+    """Stream the batches of the open :class:`WaferFile` ``f`` into ``out`` (atomically)."""
+    from tqdm import tqdm
+
+    from wafertk._atomic import atomic_path
+
+    is_csv = out.name.lower().endswith(".csv")
+    with atomic_path(out) as tmp:
         bar = tqdm(total=len(f), unit="wafer", disable=not progress, desc="features")
         writer = None
         header = True
@@ -252,8 +267,6 @@ def extract_file(path: str | os.PathLike, out: str | os.PathLike,
             if writer is not None:
                 writer.close()
             bar.close()
-    log.info("wrote %s features of %s to %s", len(names), path, out)
-    return out
 
 
 def _empty_set():
