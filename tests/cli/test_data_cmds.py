@@ -131,10 +131,11 @@ def _listing(d):
         ("npz", "missing key", "missing key(s) offsets, shapes"),
     ],
 )
-def test_import_bad_input(tmp_path, shared_data, kind, content, problem, one_line_error):
+def test_import_bad_input(tmp_path, request, kind, content, problem, one_line_error):
     src = tmp_path / "in" / ("LSWMD.pkl" if kind == "wm811k" else "pack.npz")
     src.parent.mkdir()
-    if content == "truncated":
+    if content == "truncated":  # the only case that needs ../shared
+        shared_data = request.getfixturevalue("shared_data")
         data = (shared_data / "wm811k" / "LSWMD_sample.pkl").read_bytes()
         src.write_bytes(data[: len(data) // 3])
     elif content == "evil":
@@ -150,10 +151,9 @@ def test_import_bad_input(tmp_path, shared_data, kind, content, problem, one_lin
     assert _listing(out_dir) == []  # neither the output nor a temporary file
 
 
-def test_unknown_partition(tmp_path, shared_data):
-    out = tmp_path / "w.h5"
-    r = run("import", "wm811k", shared_data / "wm811k" / "LSWMD_sample.pkl", "-o", out,
-            "--partition", "train")
+def test_unknown_partition(tmp_path):
+    out = tmp_path / "w.h5"  # the option is checked before the (here missing) input
+    r = run("import", "wm811k", tmp_path / "LSWMD.pkl", "-o", out, "--partition", "train")
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [
         "wafertk: error: unknown partition 'train' (did you mean 'Training'?); expected "
@@ -175,8 +175,9 @@ def test_verbose_prints_traceback(tmp_path):
     assert "Traceback" in p.stderr and "WaferFileError" in p.stderr
 
 
-def test_import_output_problems(tmp_path, shared_data, one_line_error):
-    src = shared_data / "wm811k" / "LSWMD_sample.pkl"
+def test_import_output_problems(tmp_path, one_line_error):
+    src = tmp_path / "LSWMD.pkl"  # never read: the output is checked first
+    src.write_bytes(b"\x80\x02")
     folder = tmp_path / "already_a_folder"
     folder.mkdir()
     one_line_error(run("import", "wm811k", src, "-o", folder), folder, "is a folder")
@@ -187,7 +188,7 @@ def test_import_output_problems(tmp_path, shared_data, one_line_error):
     one_line_error(r, blocker, "is a file, cannot create an output inside it")
     one_line_error(run("import", "npz", tmp_path, "-o", tmp_path / "w.h5"), tmp_path,
                    "is a folder, expected a .npz pack")
-    assert _listing(tmp_path) == ["already_a_folder", "file"]
+    assert _listing(tmp_path) == ["LSWMD.pkl", "already_a_folder", "file"]
 
 
 # --------------------------------------------- bad wafers.h5 in a real process (no click runner)

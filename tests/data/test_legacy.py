@@ -71,7 +71,8 @@ def test_filters(sample_pkl, sample):
     assert len(read_lswmd(sample_pkl, partition="Test")) == 0  # the sample has no Test rows
 
 
-def test_unknown_partition(sample_pkl):
+def test_unknown_partition(tmp_path):
+    sample_pkl = tmp_path / "LSWMD.pkl"  # the partition is checked before the file
     with pytest.raises(WafertkError, match=r"unknown partition 'train' \(did you mean "
                                            r"'Training'\?\); expected Training, Test or all"):
         read_lswmd(sample_pkl, partition="train")
