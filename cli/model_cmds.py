@@ -7,20 +7,47 @@ import click
 from ._common import handle_errors
 
 
-@click.group()
+@click.group(short_help="Train a model on a labeled wafers.h5 file.")
 def train() -> None:
-    """Train a model on a labeled wafers.h5 file (see the subcommands)."""
+    """Train a model on a labeled wafers.h5 file (see the subcommands).
+
+    Without --config each trains the shipped model's recipe (the packaged config of the
+    same name).
+    """
 
 
-@click.command("models")
+def _figures(validation: dict) -> str:
+    keys = ("recall", "precision", "roc_auc", "accuracy", "macro_f1")
+    shown = [f"{k} {validation[k]:.4f}" for k in keys
+             if isinstance(validation.get(k), (int, float))]
+    return ", ".join(shown) or "no validation figures"
+
+
+@click.command("models", short_help="List the model architectures and the shipped models.")
 @click.argument("pattern", default="*")
 @handle_errors
 def models(pattern: str) -> None:
-    """List the registered model architectures (glob PATTERN, default all)."""
-    from wafertk.registry import list_models
+    """List the registered model architectures and the shipped models (glob PATTERN).
 
+    Architectures are what training configs name (model.architecture); shipped models are
+    what --model, --detector and --classifier accept by name.
+    """
+    from wafertk.errors import WafertkError
+    from wafertk.registry import list_models, list_shipped
+
+    click.echo("Architectures (configs: model.architecture):")
     for e in list_models(pattern):
-        click.echo(f"{e.name:<28} {e.family:<12} {e.summary}")
+        click.echo(f"  {e.name:<22} {e.family:<10} {e.summary}")
+    click.echo("Shipped models (--model NAME):")
+    for s in list_shipped(pattern):
+        try:
+            man = s.manifest()
+        except WafertkError as exc:
+            click.echo(f"  {s.name:<22} unusable: {exc}")
+            continue
+        figures = _figures((man.extra or {}).get("validation") or {})
+        click.echo(f"  {s.name:<22} {man.kind:<19} {s.path}")
+        click.echo(f"  {'':<22} validation: {figures}")
 
 
 COMMANDS = [train, models]

@@ -1,30 +1,41 @@
-"""``wafertk train xgboost`` and ``wafertk evaluate`` (XGBoost imported only when run)."""
+"""``wafertk train xgboost`` and ``wafertk evaluate`` (XGBoost/TensorFlow imported only when run).
+
+Paths, the config and the model name are checked before any model is loaded.
+"""
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
 
 import click
 
-from ._common import handle_errors
+from ._common import (
+    check_input_file,
+    check_output,
+    echo_summary,
+    handle_errors,
+    import_tensorflow,
+    output_option,
+    quiet_option,
+)
 
 
-@click.command("xgboost")
-@click.option("--data", "data", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.command("xgboost", short_help="Train the XGBoost baseline on wafer-map features.")
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path),
               help="Labeled wafers.h5 file.")
-@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False,
-                                                                    path_type=Path),
-              help="Run folder (written atomically; replaced if it exists).")
-@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML config (default: built-in defaults = configs/xgboost.yaml).")
+@output_option("Run folder (written atomically; replaced if it exists).")
+@click.option("--config", "config",
+              help="Packaged config name or YAML path (default: the packaged config "
+                   "'xgboost', the shipped model's recipe).")
 @click.option("--classes", type=click.Choice(["defects", "all"]),
               help="Override classes: the 8 defect patterns or all 9 classes.")
 @click.option("--seed", type=int, help="Override seed (split and XGBoost).")
 @click.option("--jobs", "-j", "jobs", type=int, help="Override n_jobs.")
+@quiet_option
 @handle_errors
-def train_xgboost_cmd(data: Path, out: Path, config: Path | None, classes: str | None,
-                      seed: int | None, jobs: int | None) -> None:
+def train_xgboost_cmd(data: Path, output: Path, config: str | None, classes: str | None,
+                      seed: int | None, jobs: int | None, quiet: bool) -> None:
     """Train the XGBoost baseline on wafer-map features.
 
     Makes a lot-disjoint stratified validation split first, trains with balanced sample
@@ -33,48 +44,69 @@ def train_xgboost_cmd(data: Path, out: Path, config: Path | None, classes: str |
 
     \b
     Example:
-      wafertk train xgboost --data train.h5 -o models/xgb --config configs/xgboost.yaml
+      wafertk train xgboost --data train.h5 -o models/xgb
     """
     from wafertk.baseline.train import XGBoostTrainConfig, train_xgboost
     from wafertk.config import load_config
     from wafertk.data.h5 import read_wafers
 
-    cfg = load_config(XGBoostTrainConfig, config,
-                      {"classes": classes, "seed": seed, "n_jobs": jobs})
+    t0 = time.perf_counter()
+    data = check_input_file(data)
+    output = check_output(output, folder=True)
+    cfg = load_config(XGBoostTrainConfig, config or "xgboost",
+                      {"classes": classes, "seed": seed, "n_jobs": jobs},
+                      labels={"classes": "--classes", "seed": "--seed", "n_jobs": "--jobs"})
     ws = read_wafers(data)
-    path = train_xgboost(ws, out, cfg, data_path=str(data))
+    path = train_xgboost(ws, output, cfg, data_path=str(data))
+    import json
+
     report = json.loads((path / "report.json").read_text())["metrics"]
-    click.echo(f"wrote {path} (validation accuracy {report['accuracy']:.4f}, "
-               f"macro-F1 {report['macro_f1']:.4f})")
+    echo_summary(quiet, path, f"xgboost, validation accuracy {report['accuracy']:.4f}, "
+                 f"macro-F1 {report['macro_f1']:.4f}", t0)
 
 
-@click.command("evaluate")
+@click.command("evaluate", short_help="Evaluate a model on a labeled wafers.h5 file.")
 @click.argument("wafers", type=click.Path(path_type=Path))
-@click.option("--model", "model", required=True, type=click.Path(path_type=Path),
-              help="Saved model folder (any kind: XGBoost, CNN detector or classifier).")
-@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False,
-                                                                    path_type=Path),
-              help="Report folder (report.json, report.md, report.html, PNGs).")
+@click.option("--model", "model", required=True,
+              help="Shipped model name (detector, classifier, xgboost; see `wafertk models`) "
+                   "or a saved model folder of any kind.")
+@output_option("Report folder (report.json, report.md, report.html, PNGs).")
 @click.option("--batch-size", default=4096, show_default=True, type=int)
+@quiet_option
 @handle_errors
-def evaluate(wafers: Path, model: Path, out: Path, batch_size: int) -> None:
+def evaluate(wafers: Path, model: str, output: Path, batch_size: int, quiet: bool) -> None:
     """Evaluate a saved model on a labeled WAFERS file and write the report.
 
     \b
-    Example:
+    Examples:
+      wafertk evaluate --model xgboost labeled.h5 -o report/
       wafertk evaluate --model models/xgb labeled.h5 -o report/
     """
+    from wafertk.errors import WafertkError
+    from wafertk.models.manifest import load_manifest
+    from wafertk.registry import resolve_model
+
+    t0 = time.perf_counter()
+    if batch_size < 1:
+        raise WafertkError(f"--batch-size must be at least 1, got {batch_size}")
+    wafers = check_input_file(wafers)
+    output = check_output(output, folder=True)
+    folder = resolve_model(model)
+    if load_manifest(folder).kind.startswith("cnn-"):
+        import_tensorflow()
     from wafertk.evaluate import evaluate_model
 
-    res = evaluate_model(model, wafers, out, batch_size=batch_size)
+    res = evaluate_model(folder, wafers, output, batch_size=batch_size)
     if res["binary"] is not None:
         b = res["binary"]
         auc = "n/a" if b["roc_auc"] is None else f"{b['roc_auc']:.4f}"
-        click.echo(f"wrote {out} (ROC AUC {auc}, F1 {b['f1']:.4f} at {b['threshold']:.3f})")
+        details = (f"{b['n']} wafers, ROC AUC {auc}, F1 {b['f1']:.4f} at threshold "
+                   f"{b['threshold']:.3f}")
     else:
         m = res["metrics"]
-        click.echo(f"wrote {out} (accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
-                   f"{m['n']} wafers)")
+        details = (f"{m['n']} wafers, accuracy {m['accuracy']:.4f}, macro-F1 "
+                   f"{m['macro_f1']:.4f}")
+    echo_summary(quiet, output, details, t0)
 
 
 COMMANDS = [evaluate]

@@ -110,9 +110,9 @@ def _fake_model(tmp_path, kind, classes, extra=None):
 
 
 def test_evaluate_model_detector(tmp_path, monkeypatch):
-    import wafertk.models.manifest as man
+    import wafertk.registry as registry
 
-    monkeypatch.setattr(man, "load_predictor", lambda folder, kind=None: _FakeDetector())
+    monkeypatch.setattr(registry, "load_model", lambda folder, kind=None: _FakeDetector())
     model = _fake_model(tmp_path, "cnn-detector", ["good", "defective"], {"threshold": 0.3})
     good = np.ones((6, 6), np.uint8)
     bad = good.copy()
@@ -129,9 +129,9 @@ def test_evaluate_model_detector(tmp_path, monkeypatch):
 
 
 def test_evaluate_model_unlabeled_file(tmp_path, monkeypatch):
-    import wafertk.models.manifest as man
+    import wafertk.registry as registry
 
-    monkeypatch.setattr(man, "load_predictor", lambda folder, kind=None: _FakeDetector())
+    monkeypatch.setattr(registry, "load_model", lambda folder, kind=None: _FakeDetector())
     model = _fake_model(tmp_path, "cnn-detector", ["good", "defective"])
     h5 = write_wafers(WaferSet.from_maps([np.ones((4, 4), np.uint8)]), tmp_path / "u.h5")
     with pytest.raises(WafertkError, match="no labels to evaluate against"):

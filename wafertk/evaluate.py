@@ -3,6 +3,7 @@
 * :func:`classification_metrics`: multi-class figures (accuracy, macro-F1, per class,
   confusion matrix).
 * :func:`binary_metrics`: detector figures (ROC AUC, average precision, curves).
+* :func:`summary_figures`: the compact validation figures a model's manifest records.
 * :func:`write_evaluation_report`: ``report.json``, ``report.md``, a self-contained
   ``report.html`` and the figures as PNG.
 * :func:`evaluate_model`: any saved model on a labeled ``wafers.h5``.
@@ -198,6 +199,45 @@ def binary_metrics(y_true, score, threshold: float = 0.5) -> dict[str, Any]:
         p_, r_ = _subsample(p[:-1], r[:-1]) if len(thr) else ([], [])
         (th_,) = _subsample(thr) if len(thr) else ([],)
         out["pr_curve"] = {"precision": p_, "recall": r_, "thresholds": th_}
+    return out
+
+
+def summary_figures(*, binary: dict | None = None, metrics: dict | None = None
+                    ) -> dict[str, Any]:
+    """The compact figures recorded in a model's manifest (``extra.validation``).
+
+    Parameters
+    ----------
+    binary : dict, optional
+        From :func:`binary_metrics` (a detector).
+    metrics : dict, optional
+        From :func:`classification_metrics` (a classifier).
+
+    Returns
+    -------
+    dict
+        Detector: ``n``, ``n_defective``, ``roc_auc``, ``average_precision``, ``threshold``,
+        ``recall``, ``precision``, ``f1``. Classifier: ``n``, ``accuracy``,
+        ``balanced_accuracy``, ``macro_f1``, ``per_class_f1`` and ``support`` by class.
+        Both when both are given.
+
+    Examples
+    --------
+    >>> b = binary_metrics([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])
+    >>> summary_figures(binary=b)["recall"]
+    0.5
+    """
+    if binary is None and metrics is None:
+        raise WafertkError("no figures to summarise: give binary and/or metrics")
+    out: dict[str, Any] = {}
+    if binary is not None:
+        out.update({"n": binary["n"], "n_defective": binary["n_positive"]})
+        out.update({k: binary[k] for k in ("roc_auc", "average_precision", "threshold",
+                                           "recall", "precision", "f1")})
+    if metrics is not None:
+        out.update({k: metrics[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1")})
+        out["per_class_f1"] = {c: v["f1"] for c, v in metrics["per_class"].items()}
+        out["support"] = {c: v["support"] for c, v in metrics["per_class"].items()}
     return out
 
 
@@ -420,7 +460,8 @@ def evaluate_model(model_path: str | os.PathLike, wafers_path: str | os.PathLike
     Parameters
     ----------
     model_path : str or os.PathLike
-        A saved model folder (any kind :func:`wafertk.models.load_predictor` knows).
+        A shipped model's name (``detector``, ``classifier``, ``xgboost``) or a saved model
+        folder of any kind :func:`wafertk.registry.load_model` knows.
     wafers_path : str or os.PathLike
         Labeled wafers.h5, streamed in batches.
     out_dir : str or os.PathLike
@@ -434,16 +475,20 @@ def evaluate_model(model_path: str | os.PathLike, wafers_path: str | os.PathLike
 
     Raises
     ------
+    UnknownNameError
+        ``model_path`` is neither a folder nor a shipped model's name.
     WafertkError
         When the file carries no labels (``"...: no labels to evaluate against"``) or no
         wafer has a label the model knows.
     """
+    from wafertk import registry
     from wafertk.data.h5 import WaferFile
     from wafertk.data.waferset import NONE_CLASS
-    from wafertk.models.manifest import load_manifest, load_predictor
+    from wafertk.models.manifest import load_manifest
 
+    model_path = registry.resolve_model(model_path)
     man = load_manifest(model_path)
-    pred = load_predictor(model_path)
+    pred = registry.load_model(model_path)
     classes = [str(c) for c in getattr(pred, "classes_", man.classes)]
     detector = man.kind == "cnn-detector" or classes == ["good", "defective"]
     truth: list[np.ndarray] = []

@@ -88,3 +88,24 @@ def test_other_architectures_are_not_folded():
     x = keras.Input((8, 8, 3), name="maps")
     y = keras.layers.Dense(1, name="output")(keras.layers.Flatten(name="flat")(x))
     assert _folded_tf_forward(keras.Model(x, y)) is None
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("frozen", [False, True])
+def test_forward_cache_does_not_keep_models_alive(frozen):
+    """The per-model compiled-forward cache must not hold its (weak) key alive."""
+    import gc
+    import weakref
+
+    from wafertk.data.preprocess import resize_maps
+    from wafertk.models.cnn import build_wafer_cnn_classifier
+    from wafertk.models.predictors import _FORWARD_CACHE, forward_pass
+
+    ws = make_wafers(6, random_state=3)
+    m = build_wafer_cnn_classifier((16, 16, 3), 8, conv_filters=(4,), dense_units=4, seed=0)
+    forward_pass(m, (resize_maps(ws, 16), die_metadata(ws)), frozen=frozen)
+    assert m in _FORWARD_CACHE[frozen]
+    ref = weakref.ref(m)
+    del m
+    gc.collect()
+    assert ref() is None

@@ -11,15 +11,23 @@ from typing import Literal
 
 import numpy as np
 
+from wafertk.config import in_range
 from wafertk.data.waferset import DEFECT_CLASSES, WM811K_CLASSES, WaferSet
-from wafertk.errors import WafertkError
+from wafertk.errors import WaferFileError, WafertkError
 
 log = logging.getLogger(__name__)
+
+_FRACTION = {"check": in_range(0, 1, lo_open=True, hi_open=True)}
+_FRACTION_1 = {"check": in_range(0, 1, lo_open=True)}
+_AT_LEAST_1 = {"check": in_range(1)}
 
 
 @dataclass
 class XGBoostTrainConfig:
-    """Configuration of ``wafertk train xgboost`` (YAML: ``configs/xgboost.yaml``).
+    """Configuration of ``wafertk train xgboost`` (the packaged ``xgboost`` config).
+
+    Values are checked on loading (:func:`wafertk.config.load_config`): fractions in (0, 1)
+    or (0, 1], counts >= 1, rates > 0.
 
     Attributes
     ----------
@@ -42,24 +50,18 @@ class XGBoostTrainConfig:
     feature_sets: list[str] = field(default_factory=lambda: [
         "filters", "density", "radon", "geometry", "meta"])
     feature_params: dict = field(default_factory=dict)
-    val_fraction: float = 0.2
-    seed: int = 0
-    n_estimators: int = 600
-    max_depth: int = 6
-    learning_rate: float = 0.1
-    subsample: float = 0.9
-    colsample_bytree: float = 0.8
-    min_child_weight: float = 1.0
-    reg_lambda: float = 1.0
-    early_stopping_rounds: int | None = 40
+    val_fraction: float = field(default=0.2, metadata=_FRACTION)
+    seed: int = field(default=0, metadata={"check": in_range(0)})
+    n_estimators: int = field(default=600, metadata=_AT_LEAST_1)
+    max_depth: int = field(default=6, metadata=_AT_LEAST_1)
+    learning_rate: float = field(default=0.1, metadata={"check": in_range(0, lo_open=True)})
+    subsample: float = field(default=0.9, metadata=_FRACTION_1)
+    colsample_bytree: float = field(default=0.8, metadata=_FRACTION_1)
+    min_child_weight: float = field(default=1.0, metadata={"check": in_range(0)})
+    reg_lambda: float = field(default=1.0, metadata={"check": in_range(0)})
+    early_stopping_rounds: int | None = field(default=40, metadata=_AT_LEAST_1)
     class_weight: Literal["balanced"] | None = "balanced"
     n_jobs: int = 2
-
-    def __post_init__(self) -> None:
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.n_estimators < 1:
-            raise ValueError(f"n_estimators must be at least 1, got {self.n_estimators}")
 
     def class_list(self) -> list[str]:
         """The class names of ``classes``."""
@@ -79,29 +81,56 @@ class XGBoostTrainConfig:
             n_jobs=self.n_jobs, random_state=self.seed)
 
 
-def split_for_training(ws: WaferSet, cfg: XGBoostTrainConfig) -> tuple[WaferSet, WaferSet]:
+def data_error(data_path: str | os.PathLike | None, problem: str) -> WafertkError:
+    """The error for unusable training data: naming the file when it is known."""
+    return WaferFileError(data_path, problem) if data_path else WafertkError(problem)
+
+
+def split_for_training(ws: WaferSet, cfg: XGBoostTrainConfig, *,
+                       data_path: str | os.PathLike | None = None
+                       ) -> tuple[WaferSet, WaferSet]:
     """Lot-disjoint training/validation wafers of the config's classes.
 
     The split is :func:`wafertk.data.splits.validation_split` over all labeled wafers (so the
     validation lots are those of the shipped CNNs trained on the same file), restricted to
     the config's classes afterwards.
 
+    Parameters
+    ----------
+    ws : WaferSet
+    cfg : XGBoostTrainConfig
+    data_path : str or os.PathLike, optional
+        The file ``ws`` was read from: errors about the data name it.
+
     Returns
     -------
     (WaferSet, WaferSet)
         Training and validation wafers; no lot is in both.
+
+    Raises
+    ------
+    WafertkError
+        (:class:`~wafertk.errors.WaferFileError` naming ``data_path`` when given) no labels,
+        fewer than two of the config's classes, or an empty training or validation part.
     """
     from wafertk.data.splits import validation_split
 
+    if not ws.has_labels or not ws.labeled_mask().any():
+        raise data_error(data_path, "no labeled wafers to train on")
     labels = ws.label_strings().astype(str)
-    keep = np.isin(labels, cfg.class_list())
-    if keep.sum() < 2:
-        raise WafertkError(f"only {int(keep.sum())} labeled wafers of the classes "
-                           f"{', '.join(cfg.class_list())}: nothing to train on")
+    present = sorted(set(labels[np.isin(labels, cfg.class_list())].tolist()))
+    if len(present) < 2:
+        raise data_error(data_path, f"needs labeled wafers of at least two of the classes "
+                         f"{', '.join(cfg.class_list())} to train, found "
+                         f"{', '.join(present) or 'none'}")
     labeled = ws.take(ws.labeled_mask())
     split = validation_split(labeled, cfg.val_fraction, cfg.seed)
     keep = np.isin(labeled.label_strings().astype(str), cfg.class_list())
-    return labeled.take(split.train[keep[split.train]]), labeled.take(split.val[keep[split.val]])
+    tr, va = split.train[keep[split.train]], split.val[keep[split.val]]
+    if len(tr) == 0 or len(va) == 0:
+        raise data_error(data_path, f"too few labeled lots for a lot-disjoint split "
+                         f"({len(tr)} training, {len(va)} validation wafers)")
+    return labeled.take(tr), labeled.take(va)
 
 
 def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig, *,
@@ -122,7 +151,7 @@ def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig,
         Run folder, replaced only when everything is written.
     cfg : XGBoostTrainConfig
     data_path : str, optional
-        Recorded in the report.
+        Recorded in the report; errors about the data name it.
 
     Returns
     -------
@@ -133,7 +162,7 @@ def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig,
     from wafertk.config import save_config, to_dict
     from wafertk.evaluate import classification_metrics, write_evaluation_report
 
-    train, val = split_for_training(ws, cfg)
+    train, val = split_for_training(ws, cfg, data_path=data_path)
     log.info("split: %d training, %d validation wafers (lot-disjoint)", len(train), len(val))
     clf = cfg.make_classifier()
     t0 = time.perf_counter()

@@ -14,8 +14,8 @@ wrong or corrupt model gives one clear error.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
 import json
+import math
 import os
 import platform
 from dataclasses import asdict, dataclass, field
@@ -28,13 +28,6 @@ from wafertk.errors import ModelFileError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "wafertk-model/1"
-
-#: kind -> "module:callable" that takes (folder, manifest) and returns a predictor
-_LOADERS: dict[str, str] = {
-    "xgboost-classifier": "wafertk.baseline:XGBoostWaferClassifier.load",
-    "cnn-detector": "wafertk.models.predictors:load_cnn_predictor",
-    "cnn-classifier": "wafertk.models.predictors:load_cnn_predictor",
-}
 
 
 @dataclass
@@ -100,6 +93,46 @@ def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:
     return path
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def manifest_problems(man: Manifest) -> list[str]:
+    """What is wrong with the values of a manifest (empty list: nothing).
+
+    Checks the types of every field and the values the predictors use: ``input_size`` a
+    positive integer or null, ``classes`` a non-empty list of distinct strings, and in
+    ``extra`` a ``threshold``/``review_below`` in [0, 1] and a ``temperature`` > 0.
+    """
+    bad: list[str] = []
+
+    def want(ok: bool, key: str, what: str, value: Any) -> None:
+        if not ok:
+            bad.append(f"{key} must be {what}, got {value!r}")
+
+    for key in ("kind", "model_file", "created", "format"):
+        want(isinstance(getattr(man, key), str), key, "a string", getattr(man, key))
+    if isinstance(man.model_file, str):
+        want(bool(man.model_file) and Path(man.model_file).name == man.model_file,
+             "model_file", "a file name inside the folder", man.model_file)
+    cls = man.classes
+    want(isinstance(cls, list) and bool(cls) and all(isinstance(c, str) for c in cls)
+         and len(set(cls)) == len(cls), "classes", "a non-empty list of distinct strings", cls)
+    size = man.input_size
+    want(size is None or (isinstance(size, int) and not isinstance(size, bool) and size > 0),
+         "input_size", "a positive integer or null", size)
+    for key in ("preprocessing", "extra", "versions"):
+        want(isinstance(getattr(man, key), dict), key, "a mapping", getattr(man, key))
+    extra = man.extra if isinstance(man.extra, dict) else {}
+    for key in ("threshold", "review_below"):
+        v = extra.get(key)
+        want(v is None or (_is_number(v) and 0 <= v <= 1), f"extra.{key}",
+             "a number in [0, 1]", v)
+    t = extra.get("temperature")
+    want(t is None or (_is_number(t) and t > 0), "extra.temperature", "a number > 0", t)
+    return bad
+
+
 def load_manifest(folder: str | os.PathLike, kind: str | tuple[str, ...] | None = None
                   ) -> Manifest:
     """Read and check a model folder's manifest.
@@ -114,7 +147,9 @@ def load_manifest(folder: str | os.PathLike, kind: str | tuple[str, ...] | None 
     Raises
     ------
     ModelFileError
-        Missing folder/manifest, invalid JSON, unknown format, wrong kind, missing model file.
+        Missing folder/manifest, invalid JSON, unknown format, values of the wrong type or
+        out of range (:func:`manifest_problems`; the error names ``manifest.json``), wrong
+        kind, missing model file.
     """
     folder = Path(folder)
     if folder.name == MANIFEST_NAME:
@@ -127,14 +162,20 @@ def load_manifest(folder: str | os.PathLike, kind: str | tuple[str, ...] | None 
     if not path.is_file():
         raise ModelFileError(folder, "not a wafertk model: no manifest.json")
     try:
-        data = json.loads(path.read_text())
-        if data.get("format") != FORMAT:
-            raise ModelFileError(path, f"unknown manifest format {data.get('format')!r}")
-        man = Manifest(**data)
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ModelFileError(path, "corrupt manifest (not valid JSON)") from None
-    except (TypeError, AttributeError):
-        raise ModelFileError(path, "corrupt manifest (unexpected fields)") from None
+    if not isinstance(data, dict):
+        raise ModelFileError(path, "corrupt manifest (not a JSON object)")
+    if data.get("format") != FORMAT:
+        raise ModelFileError(path, f"unknown manifest format {data.get('format')!r}")
+    try:
+        man = Manifest(**data)
+    except TypeError:
+        raise ModelFileError(path, "corrupt manifest (unexpected or missing fields)") from None
+    problems = manifest_problems(man)
+    if problems:
+        raise ModelFileError(path, "invalid manifest: " + "; ".join(problems))
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds and man.kind not in kinds:
         raise ModelFileError(
@@ -146,27 +187,27 @@ def load_manifest(folder: str | os.PathLike, kind: str | tuple[str, ...] | None 
 
 
 def register_loader(kind: str, target: str) -> None:
-    """Register ``"module:callable"`` to load models of ``kind`` (takes folder, manifest)."""
-    _LOADERS[kind] = target
+    """Register ``"module:callable"`` to load models of ``kind``.
+
+    Kept for compatibility: see :func:`wafertk.registry.register_loader`.
+    """
+    from wafertk.registry import register_loader as register
+
+    register(kind, target)
 
 
 def load_predictor(folder: str | os.PathLike, kind: str | tuple[str, ...] | None = None):
-    """Load any saved wafertk model as a predictor, dispatching on its manifest's kind.
+    """Load any saved wafertk model as a predictor: :func:`wafertk.registry.load_model`.
 
-    Every predictor has ``manifest``, ``classes_`` and ``predict_proba(wafers) -> ndarray of
-    shape (n, n_outputs)`` for a :class:`~wafertk.data.WaferSet`.
+    ``folder`` may also be a shipped model's name (``"detector"``, ``"xgboost"``, ...). Every
+    predictor has ``manifest``, ``classes_`` and ``predict_proba(wafers) -> ndarray of shape
+    (n, n_outputs)`` for a :class:`~wafertk.data.WaferSet`.
 
     Raises
     ------
     ModelFileError
         See :func:`load_manifest`; also for an unknown kind or an unreadable model file.
     """
-    man = load_manifest(folder, kind)
-    target = _LOADERS.get(man.kind)
-    if target is None:
-        raise ModelFileError(folder, f"unknown model kind {man.kind!r}")
-    module, _, attr = target.partition(":")
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj(Path(folder), man)
+    from wafertk.registry import load_model
+
+    return load_model(folder, kind)

@@ -21,8 +21,8 @@ import numpy as np
 from wafertk.data.preprocess import die_metadata, resize_maps
 from wafertk.data.waferset import WaferSet
 from wafertk.errors import ModelFileError
+from wafertk.models.calibration import apply_temperature, logits_from_proba
 from wafertk.models.manifest import Manifest, load_manifest
-from wafertk.training.calibration import apply_temperature, logits_from_proba
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +100,22 @@ def _compiled_forward(model, fold: bool = False):
     """``f(maps_uint8[, meta]) -> outputs`` compiled for the active Keras backend.
 
     ``fold=True`` bakes the current weights in (:func:`_folded_tf_forward`): only for models
-    that are no longer trained.
+    that are no longer trained. The returned function holds the model only through a weak
+    reference, so that caching it per model (:data:`_FORWARD_CACHE`) does not keep the model
+    alive.
     """
     import keras
     from keras import ops
 
     n_inputs = len(model.inputs)
+    model_ref = weakref.ref(model)
 
     def call(*args):
+        m = model_ref()
         x = ops.one_hot(ops.cast(args[0], "int32"), 3)
         if n_inputs == 1:
-            return model(x, training=False)
-        return model({"maps": x, "meta": args[1]}, training=False)
+            return m(x, training=False)
+        return m({"maps": x, "meta": args[1]}, training=False)
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -127,6 +131,8 @@ def _compiled_forward(model, fold: bool = False):
     return lambda *a: np.asarray(ops.convert_to_numpy(call(*a)))
 
 
+#: model -> compiled forward, per ``frozen``; weak keys, and values that do not refer to
+#: their key (see :func:`_compiled_forward`), so a deleted model is freed with its entry.
 _FORWARD_CACHE: dict[bool, weakref.WeakKeyDictionary] = {
     False: weakref.WeakKeyDictionary(), True: weakref.WeakKeyDictionary()}
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
+from collections.abc import Callable
 
 import keras
-import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -29,34 +28,11 @@ def step_schedule_callback(base_lr: float) -> keras.callbacks.Callback:
     return keras.callbacks.LearningRateScheduler(lambda epoch, lr: step_lr(epoch, base_lr))
 
 
-class BestWeights(keras.callbacks.Callback):
-    """Keep the weights of the best epoch (lowest ``monitor``) and restore them at the end.
-
-    Parameters
-    ----------
-    monitor : str, default "val_loss"
-    """
-
-    def __init__(self, monitor: str = "val_loss") -> None:
-        super().__init__()
-        self.monitor = monitor
-        self.best = np.inf
-        self.best_epoch = -1
-        self.best_weights = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and float(value) < self.best:
-            self.best, self.best_epoch = float(value), epoch
-            self.best_weights = self.model.get_weights()
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-
-
 class EpochLine(keras.callbacks.Callback):
-    """One compact line per epoch on standard error (when Keras's own progress bar is off).
+    """One compact summary line per epoch, logged (INFO) and passed to ``on_line``.
+
+    Library code prints nothing: the command line passes ``on_line`` to show the lines
+    (``wafertk train ...`` writes them to standard error unless ``-q``).
 
     Parameters
     ----------
@@ -64,13 +40,14 @@ class EpochLine(keras.callbacks.Callback):
         Planned epochs (for ``epoch 3/30``).
     name : str
         Prefix of the line.
-    stream : file-like, optional
-        Where to write (default ``sys.stderr``); ``False`` = only log at DEBUG level.
+    on_line : callable, optional
+        Called with each line.
     """
 
-    def __init__(self, epochs: int, name: str = "train", stream=None) -> None:
+    def __init__(self, epochs: int, name: str = "train",
+                 on_line: Callable[[str], None] | None = None) -> None:
         super().__init__()
-        self.epochs, self.name, self.stream = epochs, name, stream
+        self.epochs, self.name, self.on_line = epochs, name, on_line
         self._t = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -83,6 +60,6 @@ class EpochLine(keras.callbacks.Callback):
                                   "val_auc", "learning_rate"))
         line = (f"{self.name} epoch {epoch + 1}/{self.epochs} "
                 f"{time.perf_counter() - self._t:.0f}s {parts}")
-        log.debug("%s", line)
-        if self.stream is not False:
-            print(line, file=self.stream or sys.stderr, flush=True)
+        log.info("%s", line)
+        if self.on_line is not None:
+            self.on_line(line)

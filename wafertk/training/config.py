@@ -1,22 +1,65 @@
-"""Config dataclasses of CNN training runs (loaded from ``configs/detector.yaml`` etc.)."""
+"""Config dataclasses of CNN training runs (the packaged ``detector`` and ``classifier`` configs).
+
+Every value is checked when a config is loaded (:func:`wafertk.config.load_config`): types,
+ranges (``dropout: 2.0`` is an error), names (``activation``, ``model.architecture``) and
+the input size against the number of pooling blocks. All problems are reported at once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
+from wafertk.config import in_range, one_of
+
+#: Activations accepted by ``model.activation`` (Keras names).
+ACTIVATIONS: tuple[str, ...] = (
+    "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "mish", "tanh",
+    "sigmoid", "hard_sigmoid", "hard_silu", "softplus", "softsign", "linear",
+)
+
+_POSITIVE = {"check": in_range(0, lo_open=True)}
+_NON_NEGATIVE = {"check": in_range(0)}
+_AT_LEAST_1 = {"check": in_range(1)}
+_FRACTION = {"check": in_range(0, 1, lo_open=True, hi_open=True)}
+
+
+def min_input_size(n_pool_blocks: int) -> int:
+    """Smallest input side a network with ``n_pool_blocks`` 2x2 max-pools accepts (``2**n``)."""
+    return 2 ** int(n_pool_blocks)
+
 
 @dataclass
 class ModelConfig:
-    """Architecture options of :func:`wafertk.models.cnn.build_wafer_cnn`."""
+    """Architecture (a :mod:`wafertk.registry` name) and its builder's options.
 
-    conv_filters: list[int] = field(default_factory=lambda: [32, 64, 128])
+    ``architecture`` None means the task's default (``wafer_cnn_detector`` or
+    ``wafer_cnn_classifier``); the other keys are keyword arguments of
+    :func:`wafertk.models.cnn.build_wafer_cnn`.
+    """
+
+    architecture: str | None = None
+    conv_filters: list[int] = field(default_factory=lambda: [32, 64, 128],
+                                    metadata=_AT_LEAST_1)
     batch_norm: bool = True
-    dropout: float = 0.3
-    l1: float = 0.0
-    l2: float = 1e-4
-    activation: str = "relu"
-    dense_units: int = 128
+    dropout: float = field(default=0.3, metadata={"check": in_range(0, 1, hi_open=True)})
+    l1: float = field(default=0.0, metadata=_NON_NEGATIVE)
+    l2: float = field(default=1e-4, metadata=_NON_NEGATIVE)
+    activation: str = field(default="relu", metadata={"check": one_of(ACTIVATIONS,
+                                                                      "activation")})
+    dense_units: int = field(default=128, metadata=_NON_NEGATIVE)
+
+    def config_problems(self) -> list[tuple[str, str]]:
+        from wafertk.registry import list_models
+
+        bad = []
+        if not self.conv_filters:
+            bad.append(("conv_filters", "needs at least one conv block"))
+        if self.architecture is not None:
+            names = [e.name for e in list_models(family="wafer-cnn")]
+            if self.architecture not in names:
+                bad.append(("architecture", one_of(names, "architecture")(self.architecture)))
+        return bad
 
 
 @dataclass
@@ -24,37 +67,40 @@ class OptimConfig:
     """Optimiser, learning-rate schedule, epochs and stopping."""
 
     optimizer: Literal["adam", "sgd"] = "adam"
-    learning_rate: float = 1e-3
-    momentum: float = 0.9  # sgd only
+    learning_rate: float = field(default=1e-3, metadata=_POSITIVE)
+    momentum: float = field(default=0.9, metadata={"check": in_range(0, 1, hi_open=True)})
     #: constant | step (x0.1 from epoch 80, x0.01 from 120, x0.001 from 160, x0.0005 from 180)
     #: | plateau (ReduceLROnPlateau on the validation loss)
     lr_schedule: Literal["constant", "step", "plateau"] = "plateau"
-    plateau_factor: float = 0.3
-    plateau_patience: int = 3
-    epochs: int = 30
-    batch_size: int = 64
-    early_stopping_patience: int = 6
-    seed: int | None = 0
+    plateau_factor: float = field(default=0.3, metadata=_FRACTION)
+    plateau_patience: int = field(default=3, metadata=_NON_NEGATIVE)
+    epochs: int = field(default=30, metadata=_AT_LEAST_1)
+    batch_size: int = field(default=64, metadata=_AT_LEAST_1)
+    early_stopping_patience: int = field(default=6, metadata=_NON_NEGATIVE)
+    seed: int | None = field(default=0, metadata=_NON_NEGATIVE)
     augment: bool = True  # 90-degree rotations and flips, training split only
     class_weight: bool = True  # classifier only: balanced class weights
-    max_class_weight: float = 25.0
+    max_class_weight: float = field(default=25.0, metadata=_POSITIVE)
 
 
 @dataclass
 class DataConfig:
     """Input size and the lot-disjoint validation split."""
 
-    input_size: int = 48
-    validation_fraction: float = 0.2
-    split_seed: int = 0
+    input_size: int = field(default=48, metadata=_AT_LEAST_1)
+    validation_fraction: float = field(default=0.2, metadata=_FRACTION)
+    split_seed: int = field(default=0, metadata=_NON_NEGATIVE)
 
 
 @dataclass
 class DecisionConfig:
     """Decision threshold (detector) and review flag (both)."""
 
-    target_recall: float = 0.97  # detector: highest threshold reaching this validation recall
-    review_below: float = 0.6  # flag wafers whose calibrated top probability is below this
+    #: detector: highest threshold reaching this validation recall
+    target_recall: float = field(default=0.97, metadata={"check": in_range(0, 1,
+                                                                           lo_open=True)})
+    #: flag wafers whose calibrated top probability is below this
+    review_below: float = field(default=0.6, metadata={"check": in_range(0, 1)})
 
 
 @dataclass
@@ -65,3 +111,11 @@ class CnnTrainConfig:
     train: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
+
+    def config_problems(self) -> list[tuple[str, str]]:
+        """Checks across sections: the input must survive every 2x2 pooling block."""
+        need = min_input_size(len(self.model.conv_filters))
+        if self.model.conv_filters and self.data.input_size < need:
+            return [("data.input_size", f"{self.data.input_size} is too small for "
+                     f"{len(self.model.conv_filters)} pooling blocks (needs >= {need})")]
+        return []

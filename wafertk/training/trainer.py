@@ -1,9 +1,22 @@
 """Train the phase-1 detector and the phase-2 pattern classifier into a run folder.
 
-A run folder (written atomically: a temporary folder renamed at the end) holds::
+A run is five steps, each a function usable and testable alone:
+
+1. :func:`prepare_data`: labeled wafers -> lot-disjoint split -> resized maps, metadata,
+   targets (:class:`PreparedData`);
+2. :func:`build_model`: the config's registry architecture, built through
+   :func:`wafertk.registry.create_model` and compiled;
+3. :func:`fit_model`: Keras ``fit`` with early stopping (best weights restored), the learning
+   rate schedule and class weights (:class:`FitResult`);
+4. :func:`calibrate_and_decide`: temperature scaling and the detector threshold on the
+   validation outputs, and the validation figures from :mod:`wafertk.evaluate`
+   (:class:`Decision`);
+5. :func:`write_run_folder`: everything below, written atomically (a temporary folder
+   renamed at the end)::
 
     config.yaml        resolved config
     history.csv        per-epoch loss/metrics/learning rate
+    validation.csv     the validation wafers (wafer_id, lot, label)
     curves_loss.png    training and validation loss
     curves_metric.png  training and validation accuracy (and AUC for the detector)
     curves_roc.png, curves_pr.png   detector: validation ROC and PR curves, threshold marked
@@ -12,27 +25,38 @@ A run folder (written atomically: a temporary folder renamed at the end) holds::
     manifest.json      classes, input size, preprocessing, threshold, temperature, figures
 
 The validation split is lot-disjoint and stratified over the nine labels of the whole labeled
-set (:func:`wafertk.data.splits.lot_stratified_split` with ``data.split_seed``), made before
-any augmentation; the classifier uses the same split restricted to the defect classes, so the
+set (:func:`wafertk.data.splits.validation_split` with ``data.split_seed``), made before any
+augmentation; the classifier uses the same split restricted to the defect classes, so the
 two-phase pipeline can be evaluated end to end on the same validation lots.
+
+Nothing here changes global state: the seed (``train.seed``) goes to the builder's
+initialisers and dropout layers and to the ``tf.data`` shuffle and augmentation ops, not to
+``keras.utils.set_random_seed``. CPU training is still not bit-for-bit reproducible
+(threaded reductions). Progress goes to the ``wafertk.training.callbacks`` logger and, if
+given, to an ``on_epoch`` callback; nothing is printed.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from wafertk._atomic import atomic_path
 from wafertk.config import save_config, to_dict
 from wafertk.data.preprocess import META_FEATURE_NAMES, die_metadata, resize_maps
-from wafertk.data.splits import Split, class_weights, validation_split  # noqa: F401
+from wafertk.data.splits import Split, validation_split
 from wafertk.data.waferset import DEFECT_CLASSES, NONE_CLASS, WaferSet
-from wafertk.errors import WafertkError
-from wafertk.training.calibration import (
+from wafertk.errors import WaferFileError, WafertkError
+from wafertk.models.calibration import (
     apply_temperature,
     fit_temperature,
     logits_from_proba,
@@ -43,16 +67,31 @@ from wafertk.training.config import CnnTrainConfig
 log = logging.getLogger(__name__)
 
 DETECTOR_CLASSES = ["good", "defective"]
+TASKS = ("detector", "classifier")
+#: Registry architecture of each task when the config names none.
+DEFAULT_ARCHITECTURE = {"detector": "wafer_cnn_detector", "classifier": "wafer_cnn_classifier"}
 
-
-def _labeled(ws: WaferSet) -> WaferSet:
-    if not ws.has_labels:
-        raise WafertkError("training needs labeled wafers (the file has no labels)")
-    return ws.take(ws.labeled_mask())
+__all__ = [
+    "Decision",
+    "FitResult",
+    "PreparedData",
+    "Split",
+    "build_model",
+    "calibrate_and_decide",
+    "fit_model",
+    "make_dataset",
+    "prepare_data",
+    "train",
+    "train_classifier",
+    "train_detector",
+    "validation_split",
+    "write_run_folder",
+]
 
 
 def train_detector(ws: WaferSet, out_dir: str | os.PathLike, config: CnnTrainConfig | None = None,
-                   *, verbose: bool = False, progress: bool = True) -> Path:
+                   *, data_path: str | os.PathLike | None = None, verbose: bool = False,
+                   on_epoch: Callable[[str], None] | None = None) -> Path:
     """Train the phase-1 CNN (none -> good, any pattern -> defective) into ``out_dir``.
 
     Parameters
@@ -63,35 +102,211 @@ def train_detector(ws: WaferSet, out_dir: str | os.PathLike, config: CnnTrainCon
         Run folder, written atomically (replaced if it exists).
     config : CnnTrainConfig, optional
         Default :class:`~wafertk.training.config.CnnTrainConfig`.
+    data_path : str or os.PathLike, optional
+        The file ``ws`` was read from: errors about the data name it.
     verbose : bool
-        Keras progress bars instead of one line per epoch.
-    progress : bool, default True
-        One line per epoch on standard error (when not ``verbose``).
+        Keras's own progress bars.
+    on_epoch : callable, optional
+        Called with one summary line per epoch (the CLI prints it on standard error).
 
     Returns
     -------
     pathlib.Path
         The run folder (a loadable model folder, kind ``"cnn-detector"``).
     """
-    return _train(ws, out_dir, config or CnnTrainConfig(), "detector", verbose, progress)
+    return train(ws, out_dir, config, "detector", data_path=data_path, verbose=verbose,
+                 on_epoch=on_epoch)
 
 
 def train_classifier(ws: WaferSet, out_dir: str | os.PathLike,
-                     config: CnnTrainConfig | None = None, *, verbose: bool = False,
-                     progress: bool = True) -> Path:
+                     config: CnnTrainConfig | None = None, *,
+                     data_path: str | os.PathLike | None = None, verbose: bool = False,
+                     on_epoch: Callable[[str], None] | None = None) -> Path:
     """Train the phase-2 pattern CNN on the eight defect classes (class-weighted) into ``out_dir``.
 
     Parameters and returns as :func:`train_detector`; the model kind is ``"cnn-classifier"``.
     Wafers labeled ``none`` only take part in the split (so that validation lots match the
     detector's) and are then dropped.
     """
-    return _train(ws, out_dir, config or CnnTrainConfig(), "classifier", verbose, progress)
+    return train(ws, out_dir, config, "classifier", data_path=data_path, verbose=verbose,
+                 on_epoch=on_epoch)
 
 
-# ---------------------------------------------------------------------------------------------
-def _dataset(maps: np.ndarray, meta: np.ndarray | None, y: np.ndarray, batch_size: int,
-             *, augment: bool, shuffle: bool, seed: int | None):
-    """tf.data pipeline: uint8 resized maps -> (augment) -> one-hot float32 batches."""
+def train(ws: WaferSet, out_dir: str | os.PathLike, config: CnnTrainConfig | None, task: str,
+          *, data_path: str | os.PathLike | None = None, verbose: bool = False,
+          on_epoch: Callable[[str], None] | None = None) -> Path:
+    """One training run of ``task`` (``"detector"`` or ``"classifier"``): the five steps."""
+    t0 = time.perf_counter()
+    cfg = config or CnnTrainConfig()
+    data = prepare_data(ws, cfg, task, data_path=data_path)
+    model = build_model(cfg, data)
+    fit = fit_model(model, data, cfg, verbose=verbose, on_epoch=on_epoch)
+    decision = calibrate_and_decide(model, data, cfg)
+    path = write_run_folder(out_dir, cfg, data, model, fit, decision,
+                            seconds=time.perf_counter() - t0)
+    log.info("%s written to %s in %.0fs", task, out_dir, time.perf_counter() - t0)
+    return path
+
+
+# --------------------------------------------------------------------------- 1. data
+@dataclass
+class PreparedData:
+    """Model inputs and targets of both parts of the split.
+
+    Attributes
+    ----------
+    task : str
+    classes : list of str
+    x_train, x_val : ndarray of shape (n, S, S), uint8
+        Resized maps (not one-hot).
+    m_train, m_val : ndarray of shape (n, m), float32, or None
+        Die metadata (classifier only).
+    y_train, y_val : ndarray of shape (n,)
+        0/1 float32 (detector) or class codes int64 (classifier).
+    val_wafers : WaferSet
+        The validation wafers of this task.
+    split : dict
+        What the manifest records about the split.
+    """
+
+    task: str
+    classes: list[str]
+    x_train: np.ndarray
+    x_val: np.ndarray
+    y_train: np.ndarray
+    y_val: np.ndarray
+    val_wafers: WaferSet
+    m_train: np.ndarray | None = None
+    m_val: np.ndarray | None = None
+    split: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def val_inputs(self) -> tuple[np.ndarray, ...]:
+        return (self.x_val,) if self.m_val is None else (self.x_val, self.m_val)
+
+
+def _data_error(data_path, problem: str) -> WafertkError:
+    return WaferFileError(data_path, problem) if data_path else WafertkError(problem)
+
+
+def _lots_digest(lots: np.ndarray) -> str:
+    text = "\n".join(sorted(set(np.asarray(lots).astype(str).tolist())))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def prepare_data(ws: WaferSet, cfg: CnnTrainConfig, task: str, *,
+                 data_path: str | os.PathLike | None = None) -> PreparedData:
+    """Labeled wafers -> lot-disjoint split -> resized maps, metadata and targets of ``task``.
+
+    Raises
+    ------
+    WafertkError
+        (:class:`~wafertk.errors.WaferFileError` naming ``data_path`` when given) no labels,
+        only one class, or too few lots for a split.
+    """
+    if task not in TASKS:
+        raise WafertkError(f"unknown task {task!r} (detector or classifier)")
+    if not ws.has_labels or not ws.labeled_mask().any():
+        raise _data_error(data_path, "training needs labeled wafers (the file has no labels)")
+    ws = ws.take(ws.labeled_mask())
+    labels = ws.label_strings().astype(str)
+    if task == "detector":
+        classes = list(DETECTOR_CLASSES)
+        y_all = (labels != NONE_CLASS).astype(np.float32)
+        if len(np.unique(y_all)) < 2:
+            raise _data_error(data_path, "the detector needs both 'none' and defect wafers "
+                              "to train (the labels hold only one of them)")
+        keep = np.ones(len(ws), bool)
+    else:
+        classes = list(DEFECT_CLASSES)
+        lookup = {c: i for i, c in enumerate(classes)}
+        y_all = np.array([lookup.get(s, -1) for s in labels], np.int64)
+        keep = y_all >= 0
+        present = sorted(set(labels[keep].tolist()))
+        if len(present) < 2:
+            raise _data_error(data_path, "the pattern classifier needs wafers of at least two "
+                              f"defect classes, found {', '.join(present) or 'none'}")
+    split = validation_split(ws, cfg.data.validation_fraction, cfg.data.split_seed)
+    tr, va = split.train[keep[split.train]], split.val[keep[split.val]]
+    if len(tr) == 0 or len(va) == 0:
+        raise _data_error(data_path, f"not enough labeled {task} wafers for a lot-disjoint "
+                          f"train/validation split ({len(tr)} train, {len(va)} validation)")
+    lots = ws.lot.astype(str)
+    if set(lots[tr]) & set(lots[va]) - {""}:
+        raise WafertkError("internal error: the validation split is not lot-disjoint")
+    log.info("%s: %d training, %d validation wafers (%d validation lots)", task, len(tr),
+             len(va), len(set(lots[va])))
+    size = cfg.data.input_size
+    tws, vws = ws.take(tr), ws.take(va)
+    meta = task == "classifier"
+    return PreparedData(
+        task=task, classes=classes,
+        x_train=resize_maps(tws, size), x_val=resize_maps(vws, size),
+        m_train=die_metadata(tws) if meta else None, m_val=die_metadata(vws) if meta else None,
+        y_train=y_all[tr], y_val=y_all[va], val_wafers=vws,
+        split={"method": "lot_stratified_split over all labeled wafers",
+               "validation_fraction": cfg.data.validation_fraction,
+               "split_seed": cfg.data.split_seed,
+               "n_train": int(len(tr)), "n_validation": int(len(va)),
+               "validation_lots": int(len(set(lots[va]))),
+               # the lots of the whole validation split, shared by detector and classifier
+               "split_lots_digest": _lots_digest(lots[split.val])},
+    )
+
+
+# --------------------------------------------------------------------------- 2. model
+def _optimizer(cfg: CnnTrainConfig):
+    import keras
+
+    t = cfg.train
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(t.learning_rate, momentum=t.momentum)
+    return keras.optimizers.Adam(t.learning_rate)
+
+
+def build_model(cfg: CnnTrainConfig, data: PreparedData):
+    """The config's architecture (:mod:`wafertk.registry`), built, adapted and compiled.
+
+    ``model.architecture`` (default :data:`DEFAULT_ARCHITECTURE` of the task) is built with
+    :func:`wafertk.registry.create_model` and the ``model`` section's options; the
+    classifier's metadata scaling is adapted on the training metadata.
+    """
+    import keras
+
+    from wafertk.registry import create_model, get_entry
+
+    name = cfg.model.architecture or DEFAULT_ARCHITECTURE[data.task]
+    kind = get_entry(name).kind
+    if kind != f"cnn-{data.task}":
+        raise WafertkError(f"architecture {name!r} builds {kind} models, not a {data.task}")
+    size = cfg.data.input_size
+    kwargs: dict[str, Any] = dict(
+        conv_filters=list(cfg.model.conv_filters), batch_norm=cfg.model.batch_norm,
+        dropout=cfg.model.dropout, l1=cfg.model.l1, l2=cfg.model.l2,
+        activation=cfg.model.activation, dense_units=cfg.model.dense_units,
+        seed=cfg.train.seed, compile=False)
+    if data.task == "classifier":
+        kwargs["n_classes"] = len(data.classes)
+    model = create_model(name, input_shape=(size, size, 3), **kwargs)
+    if data.task == "detector":
+        model.compile(optimizer=_optimizer(cfg), loss="binary_crossentropy",
+                      metrics=[keras.metrics.AUC(name="auc"), "accuracy"])
+    else:
+        if data.m_train is not None and "meta_scaling" in [la.name for la in model.layers]:
+            model.get_layer("meta_scaling").adapt(data.m_train)
+        model.compile(optimizer=_optimizer(cfg), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    return model
+
+
+# --------------------------------------------------------------------------- 3. fit
+def make_dataset(maps: np.ndarray, meta: np.ndarray | None, y: np.ndarray, batch_size: int,
+                 *, augment: bool, shuffle: bool, seed: int | None):
+    """tf.data pipeline: uint8 resized maps -> (augment) -> one-hot float32 batches.
+
+    Shuffling and augmentation (random 90-degree rotations and horizontal flips) use
+    op-level seeds derived from ``seed``; no global seed is set.
+    """
     import tensorflow as tf
 
     inputs = (maps,) if meta is None else (maps, meta)
@@ -121,26 +336,155 @@ def _dataset(maps: np.ndarray, meta: np.ndarray | None, y: np.ndarray, batch_siz
     return ds.with_options(opts)
 
 
-def _optimizer(cfg: CnnTrainConfig):
+def class_weight_dict(y: np.ndarray, n_classes: int, max_weight: float) -> dict[int, float]:
+    """Balanced class weights (:func:`sklearn.utils.class_weight.compute_class_weight`),
+    capped at ``max_weight``; classes absent from ``y`` get 1.0."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
+    w = np.ones(n_classes)
+    w[present] = np.minimum(compute_class_weight("balanced", classes=present, y=y), max_weight)
+    return {i: float(v) for i, v in enumerate(w)}
+
+
+@dataclass
+class FitResult:
+    """History (metric -> values per epoch), the best epoch (1-based) and the fit time."""
+
+    history: dict[str, list[float]]
+    best_epoch: int
+    seconds: float
+
+
+def fit_model(model, data: PreparedData, cfg: CnnTrainConfig, *, verbose: bool = False,
+              on_epoch: Callable[[str], None] | None = None) -> FitResult:
+    """Fit ``model`` on the prepared training part, validating on the validation part.
+
+    ``EarlyStopping(restore_best_weights=True)`` on the validation loss keeps the best
+    epoch's weights; class weights (classifier, ``train.class_weight``) are balanced and
+    capped at ``train.max_class_weight``.
+    """
     import keras
 
+    from wafertk.training.callbacks import EpochLine, step_schedule_callback
+
     t = cfg.train
-    if t.optimizer == "sgd":
-        return keras.optimizers.SGD(t.learning_rate, momentum=t.momentum)
-    return keras.optimizers.Adam(t.learning_rate)
+    train_ds = make_dataset(data.x_train, data.m_train, data.y_train, t.batch_size,
+                            augment=t.augment, shuffle=True, seed=t.seed)
+    val_ds = make_dataset(data.x_val, data.m_val, data.y_val, max(t.batch_size, 256),
+                          augment=False, shuffle=False, seed=None)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience,
+                                         restore_best_weights=True)
+    callbacks: list = [stop, EpochLine(t.epochs, data.task, on_line=on_epoch)]
+    if t.lr_schedule == "step":
+        callbacks.append(step_schedule_callback(t.learning_rate))
+    elif t.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=t.plateau_factor, patience=t.plateau_patience,
+            min_lr=t.learning_rate * 1e-3, verbose=0))
+    cw = None
+    if data.task == "classifier" and t.class_weight:
+        cw = class_weight_dict(data.y_train, len(data.classes), t.max_class_weight)
+    t_fit = time.perf_counter()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=t.epochs, shuffle=False,
+                        class_weight=cw, callbacks=callbacks, verbose=1 if verbose else 0)
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return FitResult(hist, int(stop.best_epoch) + 1, time.perf_counter() - t_fit)
 
 
-def _plot_history(hist: dict[str, list[float]], folder: Path, task: str) -> None:
-    import matplotlib
+# --------------------------------------------------------------------------- 4. decide
+@dataclass
+class Decision:
+    """Calibration and decision fitted on the validation outputs, and the figures there.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Attributes
+    ----------
+    temperature : float
+    threshold : float or None
+        Detector only.
+    proba : ndarray
+        Calibrated validation probabilities: P(defective) (n,) or class rows (n, k).
+    extra : dict
+        Manifest ``extra`` entries (``threshold``, ``temperature``, ``review_below``, ...).
+    figures : dict
+        :func:`wafertk.evaluate.summary_figures` of the validation split.
+    binary, metrics : dict or None
+        :func:`wafertk.evaluate.binary_metrics` (detector) or
+        :func:`~wafertk.evaluate.classification_metrics` (classifier).
+    """
+
+    temperature: float
+    threshold: float | None
+    proba: np.ndarray
+    extra: dict[str, Any]
+    figures: dict[str, Any]
+    binary: dict | None = None
+    metrics: dict | None = None
+
+
+def calibrate_and_decide(model, data: PreparedData, cfg: CnnTrainConfig) -> Decision:
+    """Temperature (and the detector's recall-targeted threshold) from validation outputs."""
+    from wafertk import evaluate
+    from wafertk.models.predictors import forward_pass
+
+    raw = forward_pass(model, data.val_inputs, batch_size=512)
+    extra: dict[str, Any] = {"review_below": cfg.decision.review_below}
+    if data.task == "detector":
+        y = data.y_val.astype(np.int64)
+        logits = logits_from_proba(raw[:, 0])
+        temperature = fit_temperature(logits, y)
+        score = apply_temperature(logits, temperature)
+        threshold = threshold_for_recall(y, score, cfg.decision.target_recall)
+        extra.update(threshold=threshold, temperature=temperature,
+                     target_recall=cfg.decision.target_recall)
+        binary = evaluate.binary_metrics(y, score, threshold=threshold)
+        return Decision(temperature, threshold, score, extra,
+                        evaluate.summary_figures(binary=binary), binary=binary)
+    logits = logits_from_proba(raw)
+    temperature = fit_temperature(logits, data.y_val)
+    proba = apply_temperature(logits, temperature)
+    extra.update(temperature=temperature)
+    metrics = evaluate.classification_metrics(data.y_val, proba.argmax(axis=1), data.classes,
+                                              proba=proba)
+    return Decision(temperature, None, proba, extra, evaluate.summary_figures(metrics=metrics),
+                    metrics=metrics)
+
+
+# --------------------------------------------------------------------------- 5. write
+def write_history(hist: dict[str, list[float]], path: Path) -> None:
+    """``history.csv``: ``epoch`` then one column per metric (:mod:`csv`)."""
+    keys = list(hist)
+    n = len(hist[keys[0]]) if keys else 0
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["epoch", *keys])
+        for i in range(n):
+            w.writerow([i + 1, *(f"{float(hist[k][i]):.6g}" for k in keys)])
+
+
+def _write_validation_wafers(ws: WaferSet, path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["wafer_id", "lot", "label"])
+        w.writerows(zip(ws.wafer_id.astype(str), ws.lot.astype(str),
+                        ws.label_strings().astype(str), strict=True))
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+
+
+def plot_history(hist: dict[str, list[float]], folder: Path, task: str) -> None:
+    """``curves_loss.png`` and ``curves_metric.png`` (matplotlib's object API, no pyplot)."""
+    from matplotlib.figure import Figure
 
     epochs = np.arange(1, len(hist.get("loss", [])) + 1)
     for name, keys in (("loss", ["loss", "val_loss"]),
                        ("metric", ["accuracy", "val_accuracy"]
                         + (["auc", "val_auc"] if task == "detector" else []))):
-        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        fig = Figure(figsize=(5, 3.2))
+        ax = fig.add_subplot()
         for k in keys:
             if k in hist:
                 ax.plot(epochs, hist[k], label=k, marker=".")
@@ -148,195 +492,72 @@ def _plot_history(hist: dict[str, list[float]], folder: Path, task: str) -> None
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / f"curves_{name}.png")
-        plt.close(fig)
+        _save(fig, folder / f"curves_{name}.png")
 
 
-def _plot_roc_pr(y: np.ndarray, score: np.ndarray, threshold: float, folder: Path) -> None:
-    """``curves_roc.png`` and ``curves_pr.png`` of the validation scores, threshold marked."""
-    if len(np.unique(y)) < 2:
+def plot_roc_pr(binary: dict, folder: Path) -> None:
+    """``curves_roc.png`` and ``curves_pr.png`` from :func:`~wafertk.evaluate.binary_metrics`,
+    the threshold's operating point marked (nothing when only one class is present)."""
+    from matplotlib.figure import Figure
+
+    if not binary["roc_curve"]["fpr"]:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
-    pred = score >= threshold
-    tpr_at = pred[y == 1].mean()
-    fpr_at = pred[y == 0].mean()
-    prec_at = (pred & (y == 1)).sum() / max(pred.sum(), 1)
-    fpr, tpr, _ = roc_curve(y, score)
-    prec, rec, _ = precision_recall_curve(y, score)
-    for name, (xs, ys, xl, yl, pt) in {
-        "roc": (fpr, tpr, "false positive rate", "true positive rate (recall)",
-                (fpr_at, tpr_at)),
-        "pr": (rec, prec, "recall", "precision", (tpr_at, prec_at)),
-    }.items():
-        fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=100)
+    (tn, fp), (fn, tp) = binary["confusion_matrix"]
+    fpr_at = fp / max(fp + tn, 1)
+    label = f"threshold {binary['threshold']:.3f}"
+    for name, xs, ys, xl, yl, pt, loc in (
+        ("roc", binary["roc_curve"]["fpr"], binary["roc_curve"]["tpr"], "false positive rate",
+         "true positive rate (recall)", (fpr_at, binary["recall"]), "lower right"),
+        ("pr", binary["pr_curve"]["recall"], binary["pr_curve"]["precision"], "recall",
+         "precision", (binary["recall"], binary["precision"]), "lower left"),
+    ):
+        fig = Figure(figsize=(4.2, 3.6))
+        ax = fig.add_subplot()
         ax.plot(xs, ys)
-        ax.plot(*pt, "o", color="C3", label=f"threshold {threshold:.3f}")
+        ax.plot(*pt, "o", color="C3", label=label)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right" if name == "roc" else "lower left")
-        fig.tight_layout()
-        fig.savefig(folder / f"curves_{name}.png")
-        plt.close(fig)
+        ax.legend(loc=loc)
+        _save(fig, folder / f"curves_{name}.png")
 
 
-def _write_history(hist: dict[str, list[float]], path: Path) -> None:
-    keys = list(hist)
-    n = len(hist[keys[0]]) if keys else 0
-    lines = ["epoch," + ",".join(keys)]
-    for i in range(n):
-        lines.append(f"{i + 1}," + ",".join(f"{float(hist[k][i]):.6g}" for k in keys))
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _train(ws: WaferSet, out_dir, cfg: CnnTrainConfig, task: str, verbose: bool,
-           progress: bool = True) -> Path:
-    import keras
-
-    from wafertk.models.cnn import (
-        build_wafer_cnn_classifier,
-        build_wafer_cnn_detector,
-        default_meta_log_columns,
-    )
+def write_run_folder(out_dir: str | os.PathLike, cfg: CnnTrainConfig, data: PreparedData,
+                     model, fit: FitResult, decision: Decision, *, seconds: float = 0.0
+                     ) -> Path:
+    """Write the run folder atomically (see the module docstring); returns ``out_dir``."""
+    from wafertk import evaluate
     from wafertk.models.manifest import Manifest, package_versions, write_manifest
-    from wafertk.models.predictors import forward_pass
-    from wafertk.training.callbacks import BestWeights, EpochLine, step_schedule_callback
 
-    t0 = time.perf_counter()
-    t, d = cfg.train, cfg.data
-    if not 0 < d.validation_fraction < 1:
-        raise WafertkError(f"validation_fraction must be in (0, 1), got {d.validation_fraction}")
-    if t.epochs < 1 or t.batch_size < 1:
-        raise WafertkError("epochs and batch_size must be at least 1")
-    ws = _labeled(ws)
-    split = validation_split(ws, d.validation_fraction, d.split_seed)
-    labels = ws.label_strings().astype(str)
-    if task == "detector":
-        classes = list(DETECTOR_CLASSES)
-        y_all = (labels != NONE_CLASS).astype(np.float32)
-        tr, va = split.train, split.val
-    else:
-        classes = list(DEFECT_CLASSES)
-        lookup = {c: i for i, c in enumerate(classes)}
-        is_def = np.isin(labels, classes)
-        tr, va = split.train[is_def[split.train]], split.val[is_def[split.val]]
-        y_all = np.array([lookup.get(s, -1) for s in labels], np.int64)
-    if len(tr) == 0 or len(va) == 0:
-        raise WafertkError(f"not enough labeled {task} wafers for a train/validation split "
-                           f"({len(tr)} train, {len(va)} validation)")
-    if task == "detector" and len(np.unique(y_all[tr])) < 2:
-        raise WafertkError("the detector needs both 'none' and defect wafers to train")
-    lots_overlap = set(ws.lot[tr].astype(str)) & set(ws.lot[va].astype(str)) - {""}
-    assert not lots_overlap, "validation split is not lot-disjoint"
-    log.info("%s: %d training, %d validation wafers (%d validation lots)", task, len(tr),
-             len(va), len(set(ws.lot[va].astype(str))))
-
-    size = d.input_size
-    tws, vws = ws.take(tr), ws.take(va)
-    x_tr, x_va = resize_maps(tws, size), resize_maps(vws, size)
-    m_tr = m_va = None
-    if task == "classifier":
-        m_tr, m_va = die_metadata(tws), die_metadata(vws)
-    y_tr, y_va = y_all[tr], y_all[va]
-
-    if t.seed is not None:
-        keras.utils.set_random_seed(t.seed)
-    arch = dict(conv_filters=list(cfg.model.conv_filters), batch_norm=cfg.model.batch_norm,
-                dropout=cfg.model.dropout, l1=cfg.model.l1, l2=cfg.model.l2,
-                activation=cfg.model.activation, dense_units=cfg.model.dense_units,
-                seed=t.seed)
-    if task == "detector":
-        model = build_wafer_cnn_detector((size, size, 3), compile=False, **arch)
-        model.compile(optimizer=_optimizer(cfg), loss="binary_crossentropy",
-                      metrics=[keras.metrics.AUC(name="auc"), "accuracy"])
-    else:
-        model = build_wafer_cnn_classifier((size, size, 3), len(classes), compile=False,
-                                           meta_log_columns=default_meta_log_columns(), **arch)
-        model.get_layer("meta_scaling").adapt(m_tr)
-        model.compile(optimizer=_optimizer(cfg), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-
-    train_ds = _dataset(x_tr, m_tr, y_tr, t.batch_size, augment=t.augment, shuffle=True,
-                        seed=t.seed)
-    val_ds = _dataset(x_va, m_va, y_va, max(t.batch_size, 256), augment=False, shuffle=False,
-                      seed=None)
-    best = BestWeights("val_loss")
-    callbacks: list = [best, keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=t.early_stopping_patience, restore_best_weights=False)]
-    if t.lr_schedule == "step":
-        callbacks.append(step_schedule_callback(t.learning_rate))
-    elif t.lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=t.plateau_factor, patience=t.plateau_patience,
-            min_lr=t.learning_rate * 1e-3, verbose=0))
-    if not verbose:
-        callbacks.append(EpochLine(t.epochs, task, stream=None if progress else False))
-    cw = None
-    if task == "classifier" and t.class_weight:
-        cw = class_weights(y_tr, len(classes), max_weight=t.max_class_weight)
-        cw = {k: (v if v > 0 else 1.0) for k, v in cw.items()}
-    t_fit = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=t.epochs, shuffle=False,
-                        class_weight=cw, callbacks=callbacks, verbose=1 if verbose else 0)
-    fit_s = time.perf_counter() - t_fit
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-
-    # ---- validation outputs, calibration, decision
-    inputs = (x_va,) if m_va is None else (x_va, m_va)
-    raw = forward_pass(model, inputs, batch_size=512)
-    extra: dict = {"review_below": cfg.decision.review_below}
-    if task == "detector":
-        p_raw = raw[:, 0]
-        logits = logits_from_proba(p_raw)
-        temperature = fit_temperature(logits, y_va.astype(np.int64))
-        score = apply_temperature(logits, temperature)
-        threshold = threshold_for_recall(y_va, score, cfg.decision.target_recall)
-        extra.update(threshold=threshold, temperature=temperature,
-                     target_recall=cfg.decision.target_recall)
-        figures = _detector_figures(y_va.astype(np.int64), score, threshold)
-    else:
-        logits = logits_from_proba(raw)
-        temperature = fit_temperature(logits, y_va)
-        proba = apply_temperature(logits, temperature)
-        extra.update(temperature=temperature)
-        figures = _classifier_figures(y_va, proba, classes)
-
+    task = data.task
     with atomic_path(out_dir, directory=True) as tmp:
         save_config(cfg, tmp / "config.yaml")
-        _write_history(hist, tmp / "history.csv")
-        _plot_history(hist, tmp, task)
-        if task == "detector":
-            _plot_roc_pr(y_va.astype(np.int64), score, threshold, tmp)
-            _write_report(tmp / "report", "Detector validation (lot-disjoint split)",
-                          binary=(y_va.astype(np.int64), score, threshold))
-        else:
-            pred = proba.argmax(axis=1)
-            _write_report(tmp / "report", "Pattern classifier validation (lot-disjoint split)",
-                          multi=(y_va, pred, classes, proba))
+        write_history(fit.history, tmp / "history.csv")
+        _write_validation_wafers(data.val_wafers, tmp / "validation.csv")
+        plot_history(fit.history, tmp, task)
+        if decision.binary is not None:
+            plot_roc_pr(decision.binary, tmp)
+        title = ("Detector validation (lot-disjoint split)" if task == "detector"
+                 else "Pattern classifier validation (lot-disjoint split)")
+        evaluate.write_evaluation_report(tmp / "report", title=title, binary=decision.binary,
+                                         metrics=decision.metrics)
         model.save(tmp / "model.keras")
+        extra = dict(decision.extra)
         extra.update(
-            validation=figures,
-            split={"method": "lot_stratified_split over all labeled wafers",
-                   "validation_fraction": d.validation_fraction, "split_seed": d.split_seed,
-                   "n_train": int(len(tr)), "n_validation": int(len(va)),
-                   "validation_lots": int(len(set(ws.lot[va].astype(str))))},
-            training={"epochs_run": len(hist.get("loss", [])), "best_epoch": best.best_epoch + 1,
-                      "fit_seconds": round(fit_s, 1),
-                      "total_seconds": round(time.perf_counter() - t0, 1),
+            architecture=cfg.model.architecture or DEFAULT_ARCHITECTURE[task],
+            validation=decision.figures,
+            split=data.split,
+            training={"epochs_run": len(fit.history.get("loss", [])),
+                      "best_epoch": fit.best_epoch, "fit_seconds": round(fit.seconds, 1),
+                      "total_seconds": round(seconds, 1),
                       "params": int(model.count_params())},
             config=to_dict(cfg),
         )
         man = Manifest(
             kind=f"cnn-{task}",
             model_file="model.keras",
-            classes=classes,
-            input_size=size,
+            classes=list(data.classes),
+            input_size=cfg.data.input_size,
             preprocessing={
                 "resize": "fail-preserving max-pool (wafertk.data.preprocess.resize_maps)",
                 "channels": ["no_die", "pass", "fail"],
@@ -349,70 +570,4 @@ def _train(ws: WaferSet, out_dir, cfg: CnnTrainConfig, task: str, verbose: bool,
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp made it owner-only
-    log.info("%s written to %s in %.0fs", task, out_dir, time.perf_counter() - t0)
     return Path(out_dir)
-
-
-def _detector_figures(y: np.ndarray, score: np.ndarray, threshold: float) -> dict:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    pred = score >= threshold
-    tp = int((pred & (y == 1)).sum())
-    fp = int((pred & (y == 0)).sum())
-    fn = int((~pred & (y == 1)).sum())
-    both = len(np.unique(y)) == 2
-    return {
-        "n": int(len(y)), "n_defective": int(y.sum()),
-        "roc_auc": float(roc_auc_score(y, score)) if both else None,
-        "average_precision": float(average_precision_score(y, score)) if both else None,
-        "threshold": float(threshold),
-        "recall": tp / max(tp + fn, 1), "precision": tp / max(tp + fp, 1),
-        "f1": 2 * tp / max(2 * tp + fp + fn, 1),
-    }
-
-
-def _classifier_figures(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
-
-    pred = proba.argmax(axis=1)
-    labels = list(range(len(classes)))
-    f1 = f1_score(y, pred, labels=labels, average=None, zero_division=0)
-    present = np.isin(labels, y)
-    return {
-        "n": int(len(y)),
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "per_class_f1": {c: float(f1[i]) for i, c in enumerate(classes)},
-        "support": {c: int((y == i).sum()) for i, c in enumerate(classes)},
-    }
-
-
-def _write_report(folder: Path, title: str, *, binary=None, multi=None) -> None:
-    """Evaluation report through the shared :mod:`wafertk.evaluate` module (JSON fallback)."""
-    import json
-
-    try:
-        from wafertk import evaluate
-    except ImportError:
-        evaluate = None
-    folder.mkdir(parents=True, exist_ok=True)
-    if evaluate is not None:
-        kwargs = {}
-        if binary is not None:
-            y, score, thr = binary
-            kwargs["binary"] = evaluate.binary_metrics(y, score, threshold=thr)
-        if multi is not None:
-            y, pred, classes, proba = multi
-            names = np.asarray(classes, dtype=object)
-            kwargs["metrics"] = evaluate.classification_metrics(
-                names[y], names[pred], classes, proba=proba)
-        evaluate.write_evaluation_report(folder, title=title, **kwargs)
-        return
-    data: dict = {"title": title}
-    if binary is not None:
-        data["binary"] = _detector_figures(*binary)
-    if multi is not None:
-        y, pred, classes, proba = multi
-        data["metrics"] = _classifier_figures(y, proba, classes)
-    (folder / "report.json").write_text(json.dumps(data, indent=2) + "\n")

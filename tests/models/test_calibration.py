@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from wafertk.errors import WafertkError
-from wafertk.training.calibration import (
+from wafertk.models.calibration import (
     apply_temperature,
     fit_temperature,
     logits_from_proba,

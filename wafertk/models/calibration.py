@@ -1,6 +1,7 @@
 """Post-hoc decisions on validation outputs: temperature scaling and recall-targeted thresholds.
 
-NumPy/SciPy only (no TensorFlow), so predictors and tests use them cheaply.
+NumPy/SciPy only (no TensorFlow): the predictors apply them at inference, the trainer fits
+them on validation outputs.
 """
 
 from __future__ import annotations
