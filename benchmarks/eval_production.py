@@ -1,0 +1,180 @@
+"""The shipped models on production lots -> ``benchmarks/results/production.json``.
+
+    .venv/bin/python benchmarks/eval_production.py [--test-a PATH/wm811k_test_a.npz]
+
+The **production test** is a fixed, seeded, lot-disjoint 25 % of the lots of WM-811K Test A
+(:func:`wafertk.data.splits.production_test_lots`): whole, later production lots at the
+production defect rate, which no shipped model trained or was tuned on. The figures here are
+read off the shipped models as they are; nothing is fitted on these wafers.
+
+Also scored, as the **official protocol** figure: all of Test A (the models are trained on the
+Training partition only). Per data set:
+
+* phase 1 alone: ROC AUC, average precision, recall/precision/F1 at the shipped threshold,
+  and the best F1 over thresholds (what an operating point chosen at production prevalence
+  could reach);
+* ``classify`` (two-phase, the default): nine-class accuracy and macro-F1, per class;
+* phase 2 alone on the defect wafers (``classify --single-phase``): CNN and XGBoost;
+* the automation curve: share of wafers auto-accepted (confidence at or above a level) against
+  the error rate among them; the shipped review level's point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _csv(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path, keep_default_na=False, dtype={"wafer_id": str, "lot": str})
+
+
+def automation_curve(confidence: np.ndarray, correct: np.ndarray, review_below: float) -> dict:
+    """Share auto-accepted vs error among the accepted, over confidence levels."""
+    order = np.argsort(-confidence, kind="stable")
+    c, ok = confidence[order], correct[order]
+    n = len(c)
+    errors = np.cumsum(~ok)
+    k = np.arange(1, n + 1)
+    err_rate = errors / k
+    levels = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
+    points = []
+    for lv in levels:
+        acc = confidence >= lv
+        m = int(acc.sum())
+        points.append({"level": lv, "accepted_share": m / n,
+                       "error_among_accepted": float((~correct[acc]).mean()) if m else 0.0})
+    # largest share whose error among the accepted stays <= 2 % (accepting most confident first)
+    ok2 = np.flatnonzero(err_rate <= 0.02)
+    best = int(ok2.max() + 1) if len(ok2) else 0
+    at_shipped = confidence >= review_below
+    return {
+        "points": points,
+        "max_share_at_2pct_error": best / n,
+        "shipped_review_below": review_below,
+        "shipped_accepted_share": float(at_shipped.mean()),
+        "shipped_error_among_accepted": float((~correct[at_shipped]).mean())
+        if at_shipped.any() else 0.0,
+        "overall_error": float((~correct).mean()),
+    }
+
+
+def score(name: str, h5: Path, ws, work: Path) -> dict:
+    from sklearn.metrics import precision_recall_curve
+
+    from wafertk.data import WM811K_CLASSES
+    from wafertk.data.waferset import DEFECT_CLASSES
+    from wafertk.evaluate import binary_metrics, classification_metrics
+    from wafertk.inspect import DEFAULT_XGBOOST, classify, load_detector
+
+    truth = ws.label_strings().astype(str)
+    out: dict = {"n": int(len(ws)), "lots": int(len(np.unique(ws.lot.astype(str)))),
+                 "defect_rate": float((truth != "none").mean()),
+                 "class_counts": {c: int((truth == c).sum()) for c in WM811K_CLASSES}}
+    t0 = time.perf_counter()
+    classify(h5, work / f"{name}-two", report=False, progress=False)
+    out["two_phase_seconds"] = round(time.perf_counter() - t0, 2)
+    df = _csv(work / f"{name}-two" / "predictions.csv")
+    assert list(df["wafer_id"]) == list(ws.wafer_id.astype(str))
+    thr = float(load_detector().threshold)
+    y = truth != "none"
+    p = df["p_defect"].to_numpy(np.float64)
+    b = binary_metrics(y, p, threshold=thr)
+    prec, rec, _ = precision_recall_curve(y, p)
+    f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0)
+    out["phase1"] = {k: b[k] for k in ("threshold", "roc_auc", "average_precision",
+                                       "precision", "recall", "f1", "confusion_matrix")}
+    out["phase1"]["best_f1_any_threshold"] = float(f1.max())
+    pred = df["pattern"].astype(str).to_numpy()
+    m9 = classification_metrics(truth, pred, list(WM811K_CLASSES))
+    out["two_phase"] = {k: m9[k] for k in ("accuracy", "balanced_accuracy", "macro_f1",
+                                           "weighted_f1", "per_class", "confusion_matrix")}
+    conf = df["confidence"].to_numpy(np.float64)
+    out["automation"] = automation_curve(conf, pred == truth, 0.6)
+
+    # phase 2 alone, on the defect wafers
+    from wafertk.data import write_wafers
+
+    dmask = np.isin(truth, DEFECT_CLASSES)
+    dws = ws.take(np.flatnonzero(dmask))
+    dpath = work / f"{name}-defects.h5"
+    write_wafers(dws, dpath)
+    dtruth = truth[dmask]
+    for label, clf in (("cnn", None), ("xgboost", "xgboost")):
+        if clf == "xgboost" and not (DEFAULT_XGBOOST / "model.json").is_file():
+            continue
+        t0 = time.perf_counter()
+        classify(dpath, work / f"{name}-p2-{label}", mode="single-phase", classifier=clf,
+                 report=False, progress=False)
+        secs = time.perf_counter() - t0
+        dp = _csv(work / f"{name}-p2-{label}" / "predictions.csv")["pattern"].astype(str)
+        m8 = classification_metrics(dtruth, dp.to_numpy(), list(DEFECT_CLASSES))
+        out[f"phase2_{label}"] = {k: m8[k] for k in ("n", "accuracy", "macro_f1", "per_class",
+                                                     "confusion_matrix")}
+        out[f"phase2_{label}"]["seconds"] = round(secs, 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--test-a", default=str(ROOT.parent / "shared/data/wm811k/wm811k_test_a.npz"))
+    ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/production.json"))
+    ap.add_argument("--no-official", action="store_true", help="Skip the whole-Test-A run.")
+    args = ap.parse_args()
+
+    from wafertk.data import write_wafers
+    from wafertk.data.importers import read_npz_pack
+    from wafertk.data.splits import (
+        PRODUCTION_TEST_FRACTION,
+        PRODUCTION_TEST_SEED,
+        production_test_lots,
+    )
+    from wafertk.models import load_manifest
+
+    ws = read_npz_pack(args.test_a)
+    lots = production_test_lots(ws.lot)
+    mask = np.isin(ws.lot.astype(str), lots)
+    results: dict = {
+        "command": "python benchmarks/eval_production.py",
+        "production_test": {"source": Path(args.test_a).name, "seed": PRODUCTION_TEST_SEED,
+                            "fraction_of_lots": PRODUCTION_TEST_FRACTION,
+                            "n_lots": int(len(lots))},
+        "models": {m: {"created": load_manifest(ROOT / "wafertk/models/shipped" / m).created}
+                   for m in ("detector", "classifier", "xgboost")},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average": os.getloadavg()},
+    }
+    with tempfile.TemporaryDirectory(prefix="wafertk-prod-") as tmp:
+        work = Path(tmp)
+        prod = ws.take(np.flatnonzero(mask))
+        write_wafers(prod, work / "production_test.h5")
+        results["production"] = score("production", work / "production_test.h5", prod, work)
+        if not args.no_official:
+            write_wafers(ws, work / "test_a.h5")
+            results["official_test_a"] = score("official", work / "test_a.h5", ws, work)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    p = results["production"]
+    print(f"production test ({p['n']} wafers, {p['lots']} lots): phase 1 recall "
+          f"{p['phase1']['recall']:.3f} precision {p['phase1']['precision']:.3f} AUC "
+          f"{p['phase1']['roc_auc']:.3f}; two-phase macro-F1 {p['two_phase']['macro_f1']:.3f}; "
+          f"phase 2 CNN macro-F1 {p['phase2_cnn']['macro_f1']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
