@@ -34,26 +34,16 @@ DEFAULT_XGBOOST = SHIPPED_DIR / "xgboost"
 PHASE2_KINDS = ("cnn-classifier", "xgboost-classifier")
 
 
-def _load(spec, default: Path, kinds):
-    """A predictor from a shipped model name, a folder, or None (the default)."""
-    try:
-        from wafertk.registry import load_model
-    except ImportError:  # pragma: no cover - older registry
-        load_model = None
-    if spec is None:
-        spec = default
-    if load_model is not None:
-        return load_model(spec, kind=kinds)
-    from wafertk.models.manifest import load_predictor
+def _load(spec, default: str, kinds):
+    """A predictor from a shipped model name, a model folder, or None (the default name)."""
+    from wafertk.registry import load_model
 
-    folder = SHIPPED_DIR / str(spec) if (SHIPPED_DIR / str(spec)).is_dir() and \
-        not Path(str(spec)).exists() else Path(spec)
-    return load_predictor(folder, kinds)
+    return load_model(default if spec is None else spec, kind=kinds)
 
 
 def load_detector(spec=None):
     """Load a phase-1 detector: a model folder or shipped name (default: the shipped one)."""
-    det = _load(spec, DEFAULT_DETECTOR, "cnn-detector")
+    det = _load(spec, "detector", "cnn-detector")
     if list(det.classes_) != ["good", "defective"]:
         raise ModelFileError(spec or DEFAULT_DETECTOR,
                              f"detector classes {det.classes_} are not ['good', 'defective']")
@@ -62,7 +52,7 @@ def load_detector(spec=None):
 
 def load_classifier(spec=None):
     """Load a phase-2 pattern model: a folder, a shipped name (``xgboost``) or None (the CNN)."""
-    model = _load(spec, DEFAULT_CLASSIFIER, PHASE2_KINDS)
+    model = _load(spec, "classifier", PHASE2_KINDS)
     if hasattr(model, "n_jobs"):
         # Feature extraction in this (TensorFlow-threaded) process: no forked worker pool.
         model.n_jobs = 1
