@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the shipped default CNNs (wafertk/models/shipped/{detector,classifier}) from the
-# WM-811K Training partition. Big intermediates go to $WORK (default /tmp/wafertk-shipped).
+# WM-811K Training partition with the packaged configs (configs/detector.yaml,
+# configs/classifier.yaml). Big intermediates go to $WORK (default /tmp/wafertk-shipped).
 #   bash benchmarks/train_shipped.sh [detector] [classifier]   # default both; ~30-45 min on 2 CPU cores
 # Then: .venv/bin/python benchmarks/eval_shipped.py   (validation figures -> results JSON)
 #       .venv/bin/python benchmarks/bench_inference.py  (speed -> results JSON)
@@ -32,8 +33,10 @@ tasks=("$@")
 [ ${#tasks[@]} -eq 0 ] && tasks=(detector classifier)
 for task in "${tasks[@]}"; do
   start=$(date +%s)
+  # --config "$task": the packaged config of that name (configs/$task.yaml, installed as
+  # wafertk/configs/$task.yaml), which is also what `wafertk train $task` uses by default
   "$PY" -m wafertk.cli.main train "$task" --data "$WORK/train.h5" -o "$WORK/$task" \
-      --config "configs/$task.yaml"
+      --config "$task"
   echo "$task: $(( $(date +%s) - start )) s wall" | tee "$WORK/$task.time"
   dest="wafertk/models/shipped/$task"
   mkdir -p "$dest"

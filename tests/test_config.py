@@ -4,7 +4,7 @@ from typing import Literal
 import pytest
 import yaml
 
-from wafertk.config import load_config, save_config
+from wafertk.config import in_range, load_config, save_config
 from wafertk.errors import ConfigError
 
 
@@ -61,3 +61,148 @@ def test_save_resolved_config_round_trips(tmp_path):
     p = save_config(cfg, tmp_path / "out" / "config.yaml")
     assert yaml.safe_load(p.read_text())["model"]["filters"] == [4]
     assert load_config(Cfg, p) == cfg
+
+
+@dataclass
+class Ranged:
+    rate: float = field(default=0.1, metadata={"check": in_range(0, lo_open=True)})
+    frac: float = field(default=0.5, metadata={"check": in_range(0, 1, lo_open=True,
+                                                                 hi_open=True)})
+    sizes: list[int] = field(default_factory=lambda: [1], metadata={"check": in_range(1)})
+    model: Inner = field(default_factory=Inner)
+
+
+def test_every_bad_value_is_reported_at_once(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("rate: -1\nfrac: 1\nsizes: [2, 0]\nmodel:\n  dropot: 1\nnope: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Ranged, p)
+    msg = str(err.value)
+    assert msg == (f"{p}: unknown key 'nope'; rate: -1.0 is not > 0; frac: 1.0 is not in "
+                   "(0, 1); sizes: 0 is not >= 1; model: unknown key 'dropot' "
+                   "(did you mean 'dropout'?)")
+    assert "\n" not in msg
+
+
+def test_overrides_are_checked_and_named_by_their_flag(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("frac: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Ranged, p, {"rate": 0.0, "frac": None}, labels={"rate": "--rate"})
+    assert str(err.value) == f"{p}: frac: 2.0 is not in (0, 1); --rate: 0.0 is not > 0"
+    with pytest.raises(ConfigError, match="^override rate: 0.0 is not > 0$"):
+        load_config(Ranged, None, {"rate": 0})
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes(b"epochs: 3 # caf\xe9\n")
+    with pytest.raises(ConfigError, match=f"^{p}: not a UTF-8 text file"):
+        load_config(Cfg, p)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(Cfg, tmp_path)
+
+
+def test_cnn_config_values_checked():
+    from wafertk.training.config import CnnTrainConfig, min_input_size
+
+    assert min_input_size(3) == 8
+    cases = {
+        "model.dropout": (2.0, "model.dropout: 2.0 is not in [0, 1)"),
+        "model.l2": (-1.0, "model.l2: -1.0 is not >= 0"),
+        "model.activation": ("relux", "unknown activation 'relux' (did you mean 'relu'?)"),
+        "model.architecture": ("wafer_cnn_detectr", "did you mean 'wafer_cnn_detector'"),
+        "model.conv_filters": ([], "needs at least one conv block"),
+        "train.epochs": (0, "train.epochs: 0 is not >= 1"),
+        "train.learning_rate": (0.0, "train.learning_rate: 0.0 is not > 0"),
+        "data.validation_fraction": (0.0, "(0, 1)"),
+        "decision.target_recall": (1.2, "decision.target_recall: 1.2 is not in (0, 1]"),
+        "decision.review_below": (-0.1, "decision.review_below: -0.1 is not in [0, 1]"),
+        "data.input_size": (7, "data.input_size: 7 is too small for 3 pooling blocks"),
+    }
+    for key, (value, needle) in cases.items():
+        with pytest.raises(ConfigError) as err:
+            load_config(CnnTrainConfig, None, {key: value}, labels={key: key})
+        assert needle in str(err.value), (key, str(err.value))
+    cfg = load_config(CnnTrainConfig, None, {"data.input_size": 4, "model.conv_filters": [4, 4]})
+    assert cfg.data.input_size == 4 and cfg.decision.target_recall == 0.97
+    assert load_config(CnnTrainConfig, None, {"decision.target_recall": 1.0})
+
+
+def test_xgboost_config_values_checked():
+    from wafertk.baseline.train import XGBoostTrainConfig
+
+    with pytest.raises(ConfigError) as err:
+        load_config(XGBoostTrainConfig, None, {"val_fraction": 1.0, "subsample": 0.0,
+                                               "n_estimators": 0})
+    for needle in ("val_fraction: 1.0 is not in (0, 1)", "subsample: 0.0 is not in (0, 1]",
+                   "n_estimators: 0 is not >= 1"):
+        assert needle in str(err.value)
+
+
+def test_packaged_configs_by_name():
+    from wafertk.baseline.train import XGBoostTrainConfig
+    from wafertk.config import packaged_configs, resolve_config
+    from wafertk.errors import UnknownNameError
+    from wafertk.training.config import CnnTrainConfig
+
+    known = packaged_configs()
+    assert set(known) == {"detector", "classifier", "xgboost"}
+    assert resolve_config("detector") == known["detector"]
+    assert resolve_config("runs/detector.yaml").name == "detector.yaml"  # a path stays a path
+    with pytest.raises(UnknownNameError, match="did you mean 'detector'"):
+        resolve_config("detektor")
+    det = load_config(CnnTrainConfig, "detector")
+    assert det.model.architecture == "wafer_cnn_detector" and det.model.conv_filters == [8, 16, 32]
+    assert load_config(CnnTrainConfig, "classifier").model.architecture == "wafer_cnn_classifier"
+    assert load_config(XGBoostTrainConfig, "xgboost").classes == "defects"
+
+
+def test_packaged_configs_are_the_benchmark_recipes():
+    """benchmarks/train_shipped.sh trains with the packaged configs (same files)."""
+    from pathlib import Path
+
+    from wafertk.config import packaged_configs
+
+    root = Path(__file__).resolve().parents[1]
+    script = (root / "benchmarks" / "train_shipped.sh").read_text()
+    assert "--config" not in script or "--config \"$task\"" in script
+    for name, path in packaged_configs().items():
+        assert path.read_bytes() == (root / "configs" / f"{name}.yaml").read_bytes()
+
+
+def test_wheel_ships_the_configs(tmp_path):
+    """A wheel built from the tree contains configs/*.yaml as wafertk/configs/*.yaml."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from importlib import metadata
+    from pathlib import Path
+
+    try:
+        major = int(metadata.version("setuptools").split(".")[0])
+    except metadata.PackageNotFoundError:
+        major = 0
+    if major < 77:
+        pytest.skip("needs setuptools >= 77 (the [test] extra installs it)")
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(root / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("wafertk", "cli", "configs"):
+        shutil.copytree(root / name, src / name, ignore=ignore)
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                          "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    (wheel,) = (tmp_path / "dist").glob("wafertk-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for cfg in (root / "configs").glob("*.yaml"):
+        assert f"wafertk/configs/{cfg.name}" in names
+    assert "wafertk/cli/main.py" in names and not any(n.startswith("cli/") for n in names)
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
+    for dep in (b"scipy", b"pillow", b"scikit-learn", b"matplotlib"):
+        assert b"Requires-Dist: " + dep in meta

@@ -1,7 +1,28 @@
+"""The one registry: architectures, loaders, shipped models; one test over every entry."""
+
+import shutil
+
+import numpy as np
 import pytest
 
-from wafertk.errors import UnknownNameError
-from wafertk.registry import get_entry, list_models, register_model
+from wafertk import registry
+from wafertk.data.synthetic import make_wafers
+from wafertk.errors import ModelFileError, UnknownNameError
+from wafertk.registry import (
+    create_model,
+    get_entry,
+    list_models,
+    list_shipped,
+    load_model,
+    register_model,
+    resolve_model,
+)
+
+#: small build arguments per family, for the test over every architecture
+TINY = {
+    "wafer-cnn": {"input_shape": (16, 16, 3), "conv_filters": (4,), "dense_units": 4},
+    "baseline": {"feature_sets": ["density"], "n_estimators": 2, "n_jobs": 1},
+}
 
 
 def test_builtin_entries_listed_without_importing_them():
@@ -9,11 +30,16 @@ def test_builtin_entries_listed_without_importing_them():
     assert {"wafer_cnn_detector", "wafer_cnn_classifier", "xgboost_baseline"} <= set(names)
     assert [e.name for e in list_models("wafer_cnn_*")] == [
         "wafer_cnn_classifier", "wafer_cnn_detector"]
+    assert {s.name for s in list_shipped()} == {"detector", "classifier", "xgboost"}
 
 
 def test_unknown_name_suggests_close_ones():
     with pytest.raises(UnknownNameError, match="did you mean 'wafer_cnn_detector'"):
         get_entry("wafer_cnn_detectr")
+    with pytest.raises(UnknownNameError, match="did you mean 'xgboost'.*`wafertk models`"):
+        load_model("xgbost")
+    with pytest.raises(UnknownNameError, match="unknown model 'nothing'"):
+        resolve_model("nothing")
 
 
 def test_register_conflict_and_load():
@@ -21,3 +47,63 @@ def test_register_conflict_and_load():
     assert get_entry("test_entry").load().__name__ == "make_wafer"
     with pytest.raises(ValueError, match="already registered"):
         register_model("test_entry", "test", "os:path")
+    registry._ARCHITECTURES.pop("test_entry")
+
+
+def test_names_and_paths(tmp_path, monkeypatch):
+    assert resolve_model("detector") == registry.SHIPPED_DIR / "detector"
+    # an existing path wins over a shipped name; a path-like string stays a path
+    (tmp_path / "detector").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("detector") == tmp_path.joinpath("detector").relative_to(tmp_path)
+    with pytest.raises(ModelFileError, match="no such model"):
+        load_model("./missing")
+
+
+def test_kind_checked_and_unknown_kind(tmp_path):
+    from wafertk.models.manifest import Manifest, write_manifest
+
+    with pytest.raises(ModelFileError, match="wrong kind"):
+        load_model("xgboost", kind=("cnn-detector", "cnn-classifier"))
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "model.bin").write_bytes(b"x")
+    write_manifest(d, Manifest(kind="mystery", model_file="model.bin", classes=["a", "b"]))
+    with pytest.raises(ModelFileError, match="unknown model kind 'mystery'"):
+        load_model(d)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", [e.name for e in list_models()])
+def test_every_architecture_builds(name):
+    """timm's common test: every registered architecture builds and runs on tiny input."""
+    entry = get_entry(name)
+    ws = make_wafers(24, n_lots=6, random_state=0)
+    model = create_model(name, **TINY[entry.family])
+    if entry.family == "wafer-cnn":
+        from wafertk.data.preprocess import die_metadata, one_hot, resize_maps
+
+        x = one_hot(resize_maps(ws, 16))
+        feed = x if len(model.inputs) == 1 else {"maps": x, "meta": die_metadata(ws)}
+        out = np.asarray(model(feed, training=False))
+        assert out.shape[0] == len(ws) and np.isfinite(out).all()
+        assert entry.kind == ("cnn-detector" if out.shape[1] == 1 else "cnn-classifier")
+    else:
+        proba = model.fit(ws).predict_proba(ws)
+        assert proba.shape[0] == len(ws)
+        np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-6)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", [s.name for s in list_shipped()])
+def test_every_shipped_model_loads_by_name_and_predicts(name, tmp_path):
+    shipped = {s.name: s for s in list_shipped()}[name]
+    pred = load_model(name)
+    ws = make_wafers(5, random_state=1)
+    proba = pred.predict_proba(ws)
+    assert proba.shape == (5, len(pred.classes_))
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert shipped.manifest().kind == pred.manifest.kind
+    # the same folder by path loads the same model
+    copy = shutil.copytree(shipped.path, tmp_path / name)
+    np.testing.assert_allclose(load_model(copy).predict_proba(ws), proba, rtol=1e-6)
