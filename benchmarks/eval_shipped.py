@@ -6,6 +6,7 @@ Rebuilds the lot-disjoint validation split the trainers used (same function, fra
 seed, over all labeled wafers), runs ``classify --two-phase`` with the shipped models on those
 validation wafers, and scores the nine-class result end to end, plus phase 1 alone (recall and
 precision at the shipped threshold) and phase 2 alone (on the defect-class validation wafers).
+Every figure comes from :mod:`wafertk.evaluate` (the one metrics module).
 """
 
 from __future__ import annotations
@@ -35,17 +36,17 @@ def main() -> None:
     args = ap.parse_args()
 
     import pandas as pd
-    from sklearn.metrics import (
-        accuracy_score,
-        balanced_accuracy_score,
-        confusion_matrix,
-        precision_recall_fscore_support,
-    )
 
     from wafertk.data import WM811K_CLASSES, read_wafers, write_wafers
-    from wafertk.inspect import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, DEFAULT_XGBOOST, classify
+    from wafertk.data.splits import validation_split
+    from wafertk.evaluate import binary_metrics, classification_metrics
+    from wafertk.inspect import classify
     from wafertk.models import load_manifest
-    from wafertk.training.trainer import validation_split
+    from wafertk.registry import resolve_model
+
+    DEFAULT_DETECTOR = resolve_model("detector")
+    DEFAULT_CLASSIFIER = resolve_model("classifier")
+    DEFAULT_XGBOOST = resolve_model("xgboost")
 
     det_man = load_manifest(DEFAULT_DETECTOR, "cnn-detector")
     cls_man = load_manifest(DEFAULT_CLASSIFIER, "cnn-classifier")
@@ -71,19 +72,13 @@ def main() -> None:
         pred = pd.read_csv(tmp / name / "predictions.csv", keep_default_na=False)
         assert (pred["wafer_id"].astype(str).to_numpy() == val.wafer_id.astype(str)).all()
         p = pred["pattern"].astype(str).to_numpy()
-        pr, rc, f1, sup = precision_recall_fscore_support(y, p, labels=names, zero_division=0)
+        m = classification_metrics(y, p, names)
         res = {
             "n_wafers": int(len(y)), "n_lots": int(len(set(val.lot))),
-            "accuracy": float(accuracy_score(y, p)),
-            "balanced_accuracy": float(balanced_accuracy_score(y, p)),
-            "macro_f1": float(f1.mean()),
-            "weighted_f1": float(np.average(f1, weights=sup)),
-            "per_class": {c: {"precision": round(float(pr[i]), 4),
-                              "recall": round(float(rc[i]), 4),
-                              "f1": round(float(f1[i]), 4), "support": int(sup[i])}
-                          for i, c in enumerate(names)},
-            "confusion_matrix": {"labels": names,
-                                 "matrix": confusion_matrix(y, p, labels=names).tolist()},
+            **{k: m[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")},
+            "per_class": {c: {k: (v if k == "support" else round(v, 4)) for k, v in pc.items()}
+                          for c, pc in m["per_class"].items()},
+            "confusion_matrix": {"labels": names, "matrix": m["confusion_matrix"]},
             "review_flagged": int(pred["review"].sum()),
             "seconds": round(secs, 2),
         }
@@ -92,20 +87,17 @@ def main() -> None:
     end_to_end_cnn, pred = end_to_end(None, "cnn")
     is_def = y != "none"
     flagged = pred["defective"].to_numpy() == 1
-    tp = int((flagged & is_def).sum())
     # Threshold trade-off: phase 2 on every wafer once, then the phase-1 cut moved.
     classify(tmp / "val.h5", tmp / "all", two_phase=False, progress=False, report=False)
     every = pd.read_csv(tmp / "all" / "predictions.csv", keep_default_na=False)
     p_def = pred["p_defect"].to_numpy(np.float64)
     sweep = []
     for thr in (0.9, 0.8, 0.7, float(det_man.extra["threshold"]), 0.5, 0.4, 0.3, 0.2, 0.1):
-        cut = p_def >= thr
-        pat = np.where(cut, every["pattern"].astype(str).to_numpy(), "none")
-        f1s = precision_recall_fscore_support(y, pat, labels=names, zero_division=0)[2]
-        sweep.append({"threshold": round(thr, 4),
-                      "recall": round(int((cut & is_def).sum()) / max(int(is_def.sum()), 1), 4),
-                      "precision": round(int((cut & is_def).sum()) / max(int(cut.sum()), 1), 4),
-                      "macro_f1": round(float(f1s.mean()), 4)})
+        b = binary_metrics(is_def, p_def, thr)
+        pat = np.where(p_def >= thr, every["pattern"].astype(str).to_numpy(), "none")
+        sweep.append({"threshold": round(thr, 4), "recall": round(b["recall"], 4),
+                      "precision": round(b["precision"], 4),
+                      "macro_f1": round(classification_metrics(y, pat, names)["macro_f1"], 4)})
     end_to_end_xgb = None
     if (DEFAULT_XGBOOST / "model.json").is_file():
         xgb_man = load_manifest(DEFAULT_XGBOOST, "xgboost-classifier")
@@ -117,9 +109,10 @@ def main() -> None:
             end_to_end_xgb, _ = end_to_end("xgboost", "xgb")
         else:
             print("shipped XGBoost model was trained on another split: not evaluated")
+    at_threshold = binary_metrics(is_def, flagged.astype(np.float64), 0.5)  # as classified
     phase1 = {"threshold": det_man.extra["threshold"],
-              "recall": tp / max(int(is_def.sum()), 1),
-              "precision": tp / max(int(flagged.sum()), 1),
+              "recall": at_threshold["recall"],
+              "precision": at_threshold["precision"],
               **{k: det_man.extra["validation"].get(k) for k in ("roc_auc",
                                                                  "average_precision")}}
 

@@ -3,7 +3,7 @@
 Extracts every feature set (with all three ``filters`` candidates) once for the labeled
 defect wafers of a wafers.h5 file (or reuses ``--features`` if it exists), then trains the
 baseline on column subsets with the split and parameters of ``wafertk train xgboost``
-(``configs/xgboost.yaml``) and records validation accuracy / macro-F1 per subset in
+(the packaged ``xgboost`` config) and records validation accuracy / macro-F1 per subset in
 ``benchmarks/results/xgboost.json`` (key ``ablation``). The shipped model's own figures are
 added by ``--shipped models/xgb`` (its report.json).
 
@@ -12,7 +12,7 @@ Usage::
     wafertk import npz ../shared/data/wm811k/wm811k_train.npz -o /tmp/train.h5
     python benchmarks/train_xgboost.py --data /tmp/train.h5 --features /tmp/defects_all.parquet
     wafertk train xgboost --data /tmp/train.h5 -o wafertk/models/shipped/xgboost \\
-        --config configs/xgboost.yaml
+        --config xgboost        # the packaged config, also the default
     python benchmarks/train_xgboost.py --shipped wafertk/models/shipped/xgboost
 """
 
@@ -165,8 +165,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="wafers.h5 with the WM-811K Training partition")
     ap.add_argument("--features", default="/tmp/wafertk_xgb_features.parquet")
-    ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs"
-                                            / "xgboost.yaml"))
+    ap.add_argument("--config", default="xgboost",
+                    help="packaged config name or YAML path (default: the packaged 'xgboost')")
     ap.add_argument("--only", help="';'-separated variant names")
     ap.add_argument("--jobs", type=int, help="override n_jobs (XGBoost threads)")
     ap.add_argument("--seeds", default="0,1,2", help="XGBoost seeds per variant")

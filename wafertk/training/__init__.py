@@ -1,6 +1,8 @@
-"""Training of the wafer CNNs: configs, callbacks, calibration and the run-folder trainers.
+"""Training of the wafer CNNs: configs, callbacks and the run-folder trainers.
 
-Importing this package does not import TensorFlow (the trainers import it when called).
+Calibration (temperature scaling, recall-targeted thresholds) lives beside the models that
+apply it, in :mod:`wafertk.models.calibration`. Importing this package does not import
+TensorFlow (the trainers import it when called).
 """
 
 from wafertk.training.config import (
