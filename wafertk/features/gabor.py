@@ -5,10 +5,14 @@ Each map is resized to ``size x size`` with the fail-preserving resize
 filtered by a bank of complex Gabor filters (``frequencies x orientations``), and each response
 magnitude ``|real + i imag|`` is summarised by :data:`GABOR_STATS`.
 
-Two implementations give the same responses (correlation 1.0 on real maps, see
-``tests/features/test_gabor.py``): :func:`gabor_responses_reference` calls
-:func:`skimage.filters.gabor`; :func:`gabor_responses` builds the same kernels with
-:func:`cv2.getGaborKernel` and filters with :func:`cv2.filter2D`, about 60x faster.
+Two implementations give the same responses (``tests/features/test_feature_gabor.py``):
+:func:`gabor_responses_reference` calls :func:`skimage.filters.gabor`, which rebuilds the
+kernel and convolves directly on every call (very slow for the 69x69 kernel at 0.05
+cycles/die); :func:`gabor_responses` builds the same kernels once with
+:func:`cv2.getGaborKernel` and filters with :func:`cv2.filter2D`. Against the best
+straightforward scikit-image code (kernels from ``skimage.filters.gabor_kernel`` built once,
+``scipy.signal.fftconvolve``; :mod:`wafertk.features.reference`) the OpenCV path is about
+2-3x faster, not more (``benchmarks/results/features.json``).
 """
 
 from __future__ import annotations
@@ -148,7 +152,9 @@ def gabor_features(maps: MapsLike, frequencies: Sequence[float] = DEFAULT_FREQUE
     size : int, default 64
         Side of the resized grid.
     reference : bool, default False
-        Use :func:`skimage.filters.gabor` instead of OpenCV (same values, ~60x slower).
+        Use :func:`skimage.filters.gabor` instead of OpenCV (same values, much slower: it
+        rebuilds each kernel and convolves directly; for a fair reference see
+        :func:`wafertk.features.reference.gabor_features_ref`).
 
     Returns
     -------
