@@ -1,4 +1,4 @@
-"""Temperature scaling, recall-targeted thresholds and the step LR schedule."""
+"""Temperature scaling and recall-targeted thresholds (wafertk.models.calibration)."""
 
 import numpy as np
 import pytest
@@ -51,14 +51,13 @@ def test_threshold_meets_target_recall_and_is_highest():
         threshold_for_recall(y, score, 0)
 
 
-@pytest.mark.tf
-def test_step_schedule_values():
-    from wafertk.training.callbacks import step_lr
+def test_models_do_not_import_training():
+    """Layers point down: the model layer (calibration included) never imports training."""
+    import subprocess
+    import sys
 
-    base = 0.1
-    got = {e: step_lr(e, base) for e in (0, 79, 80, 119, 120, 160, 179, 180, 250)}
-    assert got[0] == got[79] == base
-    assert got[80] == pytest.approx(0.01) and got[119] == pytest.approx(0.01)
-    assert got[120] == pytest.approx(1e-3)
-    assert got[160] == pytest.approx(1e-4) and got[179] == pytest.approx(1e-4)
-    assert got[180] == pytest.approx(5e-5) and got[250] == pytest.approx(5e-5)
+    code = ("import sys, wafertk.models, wafertk.models.predictors, wafertk.models.calibration, "
+            "wafertk.registry\nprint('wafertk.training' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
