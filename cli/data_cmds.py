@@ -29,7 +29,7 @@ def _details(summary) -> str:
     return f"{summary.wafers:,} wafers ({summary.labeled:,} labeled, {summary.lots:,} lots)"
 
 
-@import_group.command("wm811k")
+@import_group.command("wm811k", short_help="Import the original WM-811K LSWMD.pkl (legacy pickle).")
 @click.argument("src", type=click.Path(path_type=Path))
 @_OUT
 @click.option("--labeled-only", is_flag=True, help="Keep only rows with a failureType.")
@@ -52,7 +52,7 @@ def import_wm811k(src: Path, output: Path, labeled_only: bool, partition: str,
     echo_summary(quiet, output, _details(summary), t0)
 
 
-@import_group.command("npz")
+@import_group.command("npz", short_help="Import a WM-811K .npz pack losslessly.")
 @click.argument("src", type=click.Path(path_type=Path))
 @_OUT
 @quiet_option

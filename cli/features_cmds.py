@@ -17,7 +17,7 @@ from ._common import (
 )
 
 
-@click.command("features")
+@click.command("features", short_help="Wafer-map features of a wafers.h5 file, one row per wafer.")
 @click.argument("wafers", type=click.Path(path_type=Path))
 @output_option("Output table: .csv for CSV, Parquet otherwise (written atomically).")
 @click.option("--set", "sets", default=None,
