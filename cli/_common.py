@@ -104,7 +104,8 @@ def check_output(path: str | os.PathLike, *, folder: bool) -> Path:
     if parent.exists() and not parent.is_dir():
         raise WaferFileError(parent, "is a file, cannot create an output inside it")
     if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise WaferFileError(parent, "output folder is not writable (permission denied)")
+        raise WaferFileError(p, f"cannot write here: {parent} is not writable (permission "
+                             "denied)")
     return p
 
 

@@ -51,3 +51,11 @@ def test_failure_leaves_nothing_and_keeps_the_original(tmp_path, directory):
         raise RuntimeError("boom")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert ((target / "keep").read_text() if directory else target.read_text()) in ("x", "keep")
+
+
+def test_failed_rename_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "taken"
+    target.mkdir()  # a file cannot replace a folder
+    with pytest.raises(OSError), atomic_path(target) as tmp:
+        tmp.write_text("done")
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]

@@ -41,19 +41,23 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     except BaseException:
         _remove(tmp)
         raise
-    umask = os.umask(0)
-    os.umask(umask)
-    # mkdtemp/mkstemp create owner-only entries; give the usual permissions
-    if tmp.exists():
-        os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)
-    if directory and final.is_dir():
-        backup = final.with_name(f".{final.name}.old")
-        _remove(backup)
-        final.rename(backup)
-        tmp.rename(final)
-        _remove(backup)
-    else:
-        os.replace(tmp, final)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        # mkdtemp/mkstemp create owner-only entries; give the usual permissions
+        if tmp.exists():
+            os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)
+        if directory and final.is_dir():
+            backup = final.with_name(f".{final.name}.old")
+            _remove(backup)
+            final.rename(backup)
+            tmp.rename(final)
+            _remove(backup)
+        else:
+            os.replace(tmp, final)
+    except BaseException:  # e.g. the destination is a folder: leave nothing behind
+        _remove(tmp)
+        raise
 
 
 def _remove(p: Path) -> None:

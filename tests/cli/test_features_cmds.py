@@ -116,5 +116,5 @@ def test_read_only_output_folder(h5, tmp_path):
     folder.mkdir()
     with _read_only(folder):
         p = _features_process(path, "-o", folder / "x.parquet", "--set", "density")
-        _one_line(p, f"wafertk: error: {folder}: ", "not writable")
+        _one_line(p, f"wafertk: error: {folder / 'x.parquet'}: ", f"{folder} is not writable")
         assert list(folder.iterdir()) == []
