@@ -136,3 +136,28 @@ def test_evaluate_model_unlabeled_file(tmp_path, monkeypatch):
     h5 = write_wafers(WaferSet.from_maps([np.ones((4, 4), np.uint8)]), tmp_path / "u.h5")
     with pytest.raises(WafertkError, match="no labels to evaluate against"):
         evaluate_model(model, h5, tmp_path / "rep")
+
+
+def test_metrics_from_confusion_match_scikit_learn():
+    """The one metrics computation (confusion counts) against scikit-learn's definitions."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+    from sklearn.metrics import precision_recall_fscore_support as prfs
+
+    from wafertk.evaluate import metrics_from_confusion
+
+    rng = np.random.default_rng(5)
+    names = [f"c{i}" for i in range(9)]
+    y = rng.integers(0, len(names) - 1, 500)  # the last class never occurs as a label
+    p = np.where(rng.random(500) < 0.7, y, rng.integers(0, len(names), 500))
+    cm = np.zeros((9, 9), np.int64)
+    np.add.at(cm, (y, p), 1)
+    got = metrics_from_confusion(cm, names)
+    present = sorted(set(y))
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, p))
+    assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, p))
+    assert got["macro_f1"] == pytest.approx(f1_score(y, p, labels=present, average="macro"))
+    assert got["weighted_f1"] == pytest.approx(f1_score(y, p, average="weighted"))
+    prec, rec, f1, sup = prfs(y, p, labels=list(range(9)), zero_division=0)
+    for i, c in enumerate(names):
+        assert got["per_class"][c] == pytest.approx(
+            {"precision": prec[i], "recall": rec[i], "f1": f1[i], "support": sup[i]})

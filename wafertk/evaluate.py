@@ -46,6 +46,53 @@ def _to_codes(y, class_names: list[str], what: str) -> np.ndarray:
         ) from None
 
 
+def metrics_from_confusion(cm: np.ndarray, class_names: list[str]) -> dict:
+    """The figures of :func:`wafertk.evaluate.classification_metrics` from confusion counts.
+
+    Same definitions (undefined ratios are 0; balanced accuracy and macro-F1 average the
+    classes with support), so a streamed confusion-count matrix gives the report's metrics
+    without keeping per-wafer labels.
+
+    Parameters
+    ----------
+    cm : ndarray of shape (k, k), int
+        Rows = true class, columns = predicted class.
+    class_names : list of str
+
+    Returns
+    -------
+    dict
+        ``n``, ``classes``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``,
+        ``weighted_f1``, ``per_class`` ({class: {precision, recall, f1, support}}),
+        ``confusion_matrix``.
+    """
+    cm = np.asarray(cm, np.int64)
+    if cm.shape != (len(class_names), len(class_names)):
+        raise WafertkError(f"confusion matrix {cm.shape} does not match "
+                           f"{len(class_names)} classes")
+    n = int(cm.sum())
+    tp = np.diag(cm).astype(np.float64)
+    sup = cm.sum(axis=1).astype(np.float64)
+    pred = cm.sum(axis=0).astype(np.float64)
+    prec = np.divide(tp, pred, out=np.zeros_like(tp), where=pred > 0)
+    rec = np.divide(tp, sup, out=np.zeros_like(tp), where=sup > 0)
+    den = prec + rec
+    f1 = np.divide(2 * prec * rec, den, out=np.zeros_like(tp), where=den > 0)
+    present = sup > 0
+    return {
+        "n": n,
+        "classes": list(class_names),
+        "accuracy": float(tp.sum() / n) if n else 0.0,
+        "balanced_accuracy": float(rec[present].mean()) if present.any() else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "weighted_f1": float((f1 * sup).sum() / sup.sum()) if sup.sum() else 0.0,
+        "per_class": {c: {"precision": float(prec[i]), "recall": float(rec[i]),
+                          "f1": float(f1[i]), "support": int(sup[i])}
+                      for i, c in enumerate(class_names)},
+        "confusion_matrix": cm.tolist(),
+    }
+
+
 def classification_metrics(y_true, y_pred, class_names: Sequence[str],
                            proba: np.ndarray | None = None) -> dict[str, Any]:
     """Multi-class evaluation figures.
@@ -73,11 +120,7 @@ def classification_metrics(y_true, y_pred, class_names: Sequence[str],
     >>> m["accuracy"], m["confusion_matrix"]
     (0.6666666666666666, [[1, 0], [1, 1]])
     """
-    from sklearn.metrics import (
-        classification_report,
-        confusion_matrix,
-        precision_recall_fscore_support,
-    )
+    from sklearn.metrics import classification_report
 
     names = [str(c) for c in class_names]
     if not names:
@@ -87,27 +130,11 @@ def classification_metrics(y_true, y_pred, class_names: Sequence[str],
     if len(t) != len(p):
         raise WafertkError(f"{len(t)} true labels but {len(p)} predictions")
     n = len(t)
-    labels = list(range(len(names)))
-    prec, rec, f1, sup = precision_recall_fscore_support(
-        t, p, labels=labels, zero_division=0)
-    cm = confusion_matrix(t, p, labels=labels) if n else np.zeros((len(names),) * 2, int)
-    present = sup > 0
-    out: dict[str, Any] = {
-        "n": int(n),
-        "classes": names,
-        "accuracy": float((t == p).mean()) if n else 0.0,
-        "balanced_accuracy": float(rec[present].mean()) if present.any() else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "weighted_f1": float((f1 * sup).sum() / sup.sum()) if sup.sum() else 0.0,
-        "per_class": {
-            c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
-                "support": int(sup[i])}
-            for i, c in enumerate(names)
-        },
-        "confusion_matrix": cm.astype(int).tolist(),
-        "classification_report": classification_report(
-            t, p, labels=labels, target_names=names, digits=4, zero_division=0) if n else "",
-    }
+    k = len(names)
+    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+    out = metrics_from_confusion(cm, names)
+    out["classification_report"] = classification_report(
+        t, p, labels=list(range(k)), target_names=names, digits=4, zero_division=0) if n else ""
     if proba is not None and n:
         pr = np.asarray(proba, dtype=np.float64)
         if pr.shape != (n, len(names)):

@@ -13,7 +13,7 @@ import pytest
 
 from wafertk.data.preprocess import resize_maps
 from wafertk.data.synthetic import make_wafers
-from wafertk.data.waferset import WM811K_CLASSES, WaferSet
+from wafertk.data.waferset import WaferSet
 from wafertk.errors import WafertkError
 from wafertk.evaluate import classification_metrics
 from wafertk.report import BatchReportBuilder, render_stack_png, render_thumbnail_png
@@ -22,7 +22,6 @@ from wafertk.report.batch import (
     PALETTE,
     contrast_ratio,
     matrix_cell_rgb,
-    metrics_from_confusion,
     resize_batch,
     text_colour_on,
 )
@@ -279,21 +278,6 @@ def test_rendered_matrix_cells_meet_wcag_aa(report_html):
 
 
 # ---------------------------------------------------------------------- metrics
-def test_metrics_from_confusion_match_classification_metrics():
-    rng = np.random.default_rng(5)
-    names = list(WM811K_CLASSES)
-    y = rng.integers(0, len(names) - 1, 500)  # the last class never occurs as a label
-    p = np.where(rng.random(500) < 0.7, y, rng.integers(0, len(names), 500))
-    ref = classification_metrics(y, p, names)
-    cm = np.asarray(ref["confusion_matrix"])
-    got = metrics_from_confusion(cm, names)
-    for k in ("n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"):
-        assert got[k] == pytest.approx(ref[k]), k
-    for c in names:
-        for k in ("precision", "recall", "f1", "support"):
-            assert got["per_class"][c][k] == pytest.approx(ref["per_class"][c][k]), (c, k)
-
-
 def test_builder_confusion_counts_match_classification_metrics():
     rng = np.random.default_rng(6)
     b = BatchReportBuilder("two-phase")

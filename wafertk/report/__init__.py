@@ -11,10 +11,8 @@ images: no scripts, no network. See ``docs/report.md``.
 from wafertk.report.batch import (
     BatchReportBuilder,
     contrast_ratio,
-    metrics_from_confusion,
     render_stack_png,
     render_thumbnail_png,
 )
 
-__all__ = ["BatchReportBuilder", "contrast_ratio", "metrics_from_confusion",
-           "render_stack_png", "render_thumbnail_png"]
+__all__ = ["BatchReportBuilder", "contrast_ratio", "render_stack_png", "render_thumbnail_png"]

@@ -39,6 +39,7 @@ from wafertk._atomic import atomic_path
 from wafertk.data.preprocess import _axis_plan, resize_map
 from wafertk.data.waferset import NONE_CLASS, WM811K_CLASSES, WaferSet
 from wafertk.errors import WafertkError
+from wafertk.evaluate import metrics_from_confusion
 
 #: RGB of no die, pass, fail in thumbnails
 THUMB_COLOURS = np.array([[236, 236, 236], [140, 196, 140], [214, 39, 40]], np.uint8)
@@ -232,53 +233,6 @@ def _pct(x: float) -> str:
 
 
 # ---------------------------------------------------------------------------- metrics
-def metrics_from_confusion(cm: np.ndarray, class_names: list[str]) -> dict:
-    """The figures of :func:`wafertk.evaluate.classification_metrics` from confusion counts.
-
-    Same definitions (undefined ratios are 0; balanced accuracy and macro-F1 average the
-    classes with support), so a streamed confusion-count matrix gives the report's metrics
-    without keeping per-wafer labels.
-
-    Parameters
-    ----------
-    cm : ndarray of shape (k, k), int
-        Rows = true class, columns = predicted class.
-    class_names : list of str
-
-    Returns
-    -------
-    dict
-        ``n``, ``classes``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``,
-        ``weighted_f1``, ``per_class`` ({class: {precision, recall, f1, support}}),
-        ``confusion_matrix``.
-    """
-    cm = np.asarray(cm, np.int64)
-    if cm.shape != (len(class_names), len(class_names)):
-        raise WafertkError(f"confusion matrix {cm.shape} does not match "
-                           f"{len(class_names)} classes")
-    n = int(cm.sum())
-    tp = np.diag(cm).astype(np.float64)
-    sup = cm.sum(axis=1).astype(np.float64)
-    pred = cm.sum(axis=0).astype(np.float64)
-    prec = np.divide(tp, pred, out=np.zeros_like(tp), where=pred > 0)
-    rec = np.divide(tp, sup, out=np.zeros_like(tp), where=sup > 0)
-    den = prec + rec
-    f1 = np.divide(2 * prec * rec, den, out=np.zeros_like(tp), where=den > 0)
-    present = sup > 0
-    return {
-        "n": n,
-        "classes": list(class_names),
-        "accuracy": float(tp.sum() / n) if n else 0.0,
-        "balanced_accuracy": float(rec[present].mean()) if present.any() else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "weighted_f1": float((f1 * sup).sum() / sup.sum()) if sup.sum() else 0.0,
-        "per_class": {c: {"precision": float(prec[i]), "recall": float(rec[i]),
-                          "f1": float(f1[i]), "support": int(sup[i])}
-                      for i, c in enumerate(class_names)},
-        "confusion_matrix": cm.tolist(),
-    }
-
-
 # ---------------------------------------------------------------------------- lots
 class _Lot:
     """Compact per-lot counters and (optionally) its stacked map."""
