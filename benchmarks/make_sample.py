@@ -135,8 +135,6 @@ def make_sample(test_npz: Path, out: Path, seed: int = 0) -> None:
     """Write the demo sample: whole Test A lots outside the production test."""
     ws = read_npz_pack(test_npz)
     sample = ws.take(draw_demo_lots(ws, seed))
-    # read_npz_pack labels every pack "Training"; these wafers are from the Test partition
-    sample.extras["partition"] = np.full(len(sample), "Test", dtype=object)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_wafers(sample, out, compression="gzip", compression_opts=9)
     _summary(sample, out)

@@ -11,6 +11,7 @@ from wafertk.data.importers import (
     format_info,
     import_lswmd,
     import_npz,
+    read_npz_pack,
     wafer_info,
 )
 from wafertk.errors import WaferFileError
@@ -39,7 +40,7 @@ def _save(tmp_path, d, name="pack.npz"):
 
 
 def test_npz_round_trip(tmp_path, small_pack):
-    src = _save(tmp_path, small_pack)
+    src = _save(tmp_path, small_pack, "wm811k_train_head.npz")
     out = tmp_path / "w.h5"
     summary = import_npz(src, out)
     assert summary.wafers == N_SMALL and summary.labeled == N_SMALL and summary.path == out
@@ -192,3 +193,16 @@ def test_lswmd_import_refuses_a_map_without_die(tmp_path, monkeypatch):
     with pytest.raises(WaferFileError, match=r"wafer 1 \(id 'lswmd-1'\): map has no die") as e:
         import_lswmd(src, out)
     assert e.value.path == str(src) and not out.parent.exists()
+
+
+def test_pack_partition_comes_from_the_file_name(tmp_path):
+    from wafertk.data.importers import pack_partition
+
+    assert pack_partition("x/wm811k_train.npz") == "Training"
+    assert pack_partition("wm811k_test_a.npz") == "Test"
+    assert pack_partition("wm811k_unlabeled_200k.npz") == ""
+
+
+def test_test_a_pack_is_labelled_test(shared_data):
+    ws = read_npz_pack(shared_data / "wm811k" / "wm811k_test_a.npz")
+    assert set(ws.extras["partition"]) == {"Test"}

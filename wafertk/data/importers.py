@@ -135,7 +135,17 @@ def import_lswmd(src: str | os.PathLike, dst: str | os.PathLike, *, labeled_only
     return _summary(ws, Path(dst))
 
 
-def read_npz_pack(src: str | os.PathLike) -> WaferSet:
+def pack_partition(src: str | os.PathLike) -> str:
+    """The WM-811K partition a pack holds, from its file name.
+
+    ``"Test"`` when the name contains ``test`` (``wm811k_test_a.npz``), ``"Training"`` when it
+    contains ``train`` (``wm811k_train.npz``), else ``""`` (unknown, e.g. the unlabeled pack).
+    """
+    name = Path(src).name.lower()
+    return "Test" if "test" in name else "Training" if "train" in name else ""
+
+
+def read_npz_pack(src: str | os.PathLike, *, partition: str | None = None) -> WaferSet:
     """Read a WM-811K ``.npz`` pack (``wm811k_train.npz`` layout) into a :class:`WaferSet`.
 
     Parameters
@@ -145,12 +155,14 @@ def read_npz_pack(src: str | os.PathLike) -> WaferSet:
         ``shapes`` (int, (n, 2)), ``label`` (int, (n,), index into ``class_names``, -1 for
         unlabeled), ``class_names`` (str, (k,)), ``orig_index`` (int, (n,)), ``lotName``
         (str, (n,)), ``waferIndex`` (int, (n,)), ``dieSize`` (float, (n,)).
+    partition : str, optional
+        Value of the ``partition`` column; default from the file name (:func:`pack_partition`).
 
     Returns
     -------
     WaferSet
         ``wafer_id`` is ``"lswmd-<orig_index>"`` (as :func:`read_lswmd` names the same rows);
-        extras ``orig_index`` (int64) and ``partition`` (``"Training"``, the pack's partition).
+        extras ``orig_index`` (int64) and ``partition`` (the pack's partition).
 
     Raises
     ------
@@ -176,12 +188,12 @@ def read_npz_pack(src: str | os.PathLike) -> WaferSet:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise WaferFileError(src, f"truncated or corrupt .npz ({exc})") from None
     try:
-        return _pack_to_waferset(d)
+        return _pack_to_waferset(d, pack_partition(p) if partition is None else partition)
     except WafertkError as exc:
         raise WaferFileError(src, str(exc)) from None
 
 
-def _pack_to_waferset(d: dict[str, np.ndarray]) -> WaferSet:
+def _pack_to_waferset(d: dict[str, np.ndarray], partition: str) -> WaferSet:
     shapes = d["shapes"]
     if shapes.ndim != 2 or shapes.shape[1:] != (2,) or shapes.dtype.kind not in "iu":
         raise WafertkError(f"'shapes' has shape {shapes.shape} and dtype {shapes.dtype}, "
@@ -222,7 +234,7 @@ def _pack_to_waferset(d: dict[str, np.ndarray]) -> WaferSet:
         die_size=d["dieSize"],
         labels=lookup[label],
         class_names=names,
-        extras={"orig_index": orig, "partition": np.full(n, "Training", dtype=object)},
+        extras={"orig_index": orig, "partition": np.full(n, partition, dtype=object)},
     )
 
 
