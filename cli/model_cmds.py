@@ -48,6 +48,9 @@ def models(pattern: str) -> None:
         figures = _figures((man.extra or {}).get("validation") or {})
         click.echo(f"  {s.name:<22} {man.kind:<19} {s.path}")
         click.echo(f"  {'':<22} validation: {figures}")
+    if list_shipped(pattern):
+        click.echo("Validation figures come from the curated Training partition; on whole "
+                   "production lots\nthe shipped models score lower: see docs/production.md.")
 
 
 COMMANDS = [train, models]
