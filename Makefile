@@ -15,12 +15,25 @@ PYTEST_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# Strict editable install: a tree of links under build/ is put on sys.path, so the package is
+# found as a regular package (a folder named wafertk in the current directory, e.g. a clone,
+# cannot shadow it) and edits are live. New or removed files need relinking: LINKS is named
+# after the list of files, so the link step reruns only when that list changes.
+EDITABLE := --config-settings editable_mode=strict
+FILES_ID := $(shell find wafertk cli configs -type f ! -name '*.pyc' 2>/dev/null | sort | cksum | cut -d' ' -f1)
+LINKS  := $(VENV)/.wafertk-links-$(FILES_ID)
+
 $(STAMP): pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e ".[test]" $(EDITABLE)
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(LINKS): $(STAMP)
+	@rm -f $(VENV)/.wafertk-links-*
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . $(EDITABLE)
+	@touch $(LINKS)
+
+install: $(LINKS)
 
 demo: install
 	$(BIN)/wafertk classify data/wafers.h5 -o $(DEMO_OUT)
@@ -33,4 +46,4 @@ lint: install
 	$(BIN)/ruff check wafertk cli tests benchmarks
 
 clean:
-	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info
+	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info $(VENV)/.wafertk-links-*
