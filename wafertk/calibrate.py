@@ -1,0 +1,271 @@
+"""Refit a model's decisions on a fab's own labelled wafers: :func:`calibrate_model`.
+
+A model's temperature, decision threshold and review level are fitted on the validation split
+it was trained with. A fab's wafers differ (defect rate, products, labelling convention), so the
+first thing a new fab does is to refit them on a few hundred of its own labelled wafers, at its
+own prevalence, into a new model folder (the network itself is not changed):
+
+* detector (``cnn-detector``): the temperature (negative log-likelihood on these wafers), then
+  the decision threshold on the recalibrated P(defective) by one rule: the highest F1 (default),
+  the highest threshold reaching a target recall, or the highest recall at a minimum precision;
+* pattern classifier (``cnn-classifier``; ``xgboost-classifier`` has no temperature): the
+  temperature on the wafers whose label is one of its classes, then the review level: the
+  lowest confidence at which the wafers accepted automatically (confidence at or above it) have
+  at most ``max_error`` errors, so that as many wafers as possible are accepted.
+
+The new folder records what was done (``extra.calibration`` in its manifest: data file, wafer
+counts, prevalence, rule, figures before and after).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wafertk.errors import WaferFileError, WafertkError
+
+log = logging.getLogger(__name__)
+
+RULES = ("f1", "recall", "precision")
+MIN_WAFERS = 20
+
+
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate_model` changed, and the figures on the calibration wafers."""
+
+    path: Path
+    kind: str
+    n: int
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+
+    def details(self) -> str:
+        """One line: the model kind, wafers, and each value before -> after."""
+        parts = [f"{self.kind} on {self.n:,} wafers"]
+        for k, (a, b) in self.changes.items():
+            parts.append(f"{k} {_fmt(a)} -> {_fmt(b)}")
+        for k in self.after:
+            parts.append(f"{k} {_fmt(self.before.get(k))} -> {_fmt(self.after[k])}")
+        return ", ".join(parts)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def threshold_by_rule(y: np.ndarray, score: np.ndarray, rule: str = "f1",
+                      value: float | None = None) -> float:
+    """Decision threshold on ``score`` (positive where ``score >= threshold``) by a rule.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,)
+        1 = positive (defective).
+    score : ndarray of shape (n,)
+    rule : {"f1", "recall", "precision"}, default "f1"
+        ``"f1"``: the highest F1; ``"recall"``: the highest threshold whose recall reaches
+        ``value``; ``"precision"``: the highest recall among thresholds whose precision
+        reaches ``value``.
+    value : float, optional
+        The target of ``"recall"`` / ``"precision"``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    WafertkError
+        Unknown rule, missing or out-of-range value, no threshold reaching the precision.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    from wafertk.models.calibration import threshold_for_recall
+
+    y = np.asarray(y).astype(bool)
+    score = np.asarray(score, np.float64)
+    if rule not in RULES:
+        raise WafertkError(f"unknown threshold rule {rule!r}: expected {', '.join(RULES)}")
+    if rule == "recall":
+        return threshold_for_recall(y, score, value)
+    prec, rec, thr = precision_recall_curve(y, score)
+    prec, rec = prec[:-1], rec[:-1]  # the last point has no threshold
+    if rule == "f1":
+        f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
+        return float(thr[int(np.argmax(f1))])
+    if value is None or not 0 < value <= 1:
+        raise WafertkError(f"minimum precision must be in (0, 1], got {value}")
+    ok = np.flatnonzero(prec >= value)
+    if not len(ok):
+        raise WafertkError(f"no threshold reaches precision {value} on these wafers "
+                           f"(best {prec.max():.3f})")
+    best = ok[np.argmax(rec[ok])]
+    return float(thr[best])
+
+
+def review_level(confidence: np.ndarray, correct: np.ndarray, max_error: float = 0.02
+                 ) -> float:
+    """The lowest confidence level whose auto-accepted wafers have at most ``max_error`` errors.
+
+    Wafers with ``confidence >= level`` are accepted automatically, the others go to review.
+    Returns 1.0 (review everything) when even the most confident wafer alone is wrong.
+    """
+    if not 0 <= max_error < 1:
+        raise WafertkError(f"maximum error must be in [0, 1), got {max_error}")
+    c = np.asarray(confidence, np.float64)
+    ok = np.asarray(correct, bool)
+    order = np.argsort(-c, kind="stable")
+    errors = np.cumsum(~ok[order])
+    rate = errors / np.arange(1, len(c) + 1)
+    # accept a prefix ending where the next wafer's confidence differs (ties go together)
+    cs = c[order]
+    ends = np.flatnonzero(np.append(cs[1:] != cs[:-1], True))
+    good = ends[rate[ends] <= max_error]
+    if not len(good):
+        return 1.0
+    return float(cs[good.max()])
+
+
+def _labeled_wafers(wafers: str | os.PathLike):
+    from wafertk.data.h5 import read_wafers
+
+    ws = read_wafers(wafers)
+    if not ws.has_labels or not ws.labeled_mask().any():
+        raise WaferFileError(wafers, "no labelled wafers: calibration needs labels")
+    return ws.take(ws.labeled_mask())
+
+
+def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
+                    out_dir: str | os.PathLike, *, rule: str = "f1",
+                    target_recall: float | None = None, min_precision: float | None = None,
+                    max_error: float = 0.02, batch_size: int = 1024) -> CalibrationResult:
+    """Refit a model's temperature, threshold or review level on labelled wafers.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        A shipped model name (``detector``, ``classifier``, ``xgboost``) or a model folder.
+    wafers : str or os.PathLike
+        A labelled wafers.h5 file: the fab's own wafers, a few hundred or more, at its own
+        defect rate.
+    out_dir : str or os.PathLike
+        The new model folder (written atomically; the input model is not changed).
+    rule : {"f1", "recall", "precision"}, default "f1"
+        Detector threshold rule (see :func:`threshold_by_rule`); ``target_recall`` implies
+        ``"recall"`` and ``min_precision`` implies ``"precision"``.
+    target_recall, min_precision : float, optional
+    max_error : float, default 0.02
+        Classifier: the error rate allowed among automatically accepted wafers.
+    batch_size : int, default 1024
+
+    Returns
+    -------
+    CalibrationResult
+
+    Raises
+    ------
+    WafertkError
+        Unknown model, unlabelled file, too few wafers, a single class, bad rule values.
+    """
+    from wafertk import evaluate
+    from wafertk.models.calibration import apply_temperature, fit_temperature, logits_from_proba
+    from wafertk.models.manifest import load_manifest, write_manifest
+    from wafertk.registry import load_model, resolve_model
+
+    if target_recall is not None and min_precision is not None:
+        raise WafertkError("give a target recall or a minimum precision, not both")
+    if target_recall is not None:
+        rule, value = "recall", target_recall
+    elif min_precision is not None:
+        rule, value = "precision", min_precision
+    else:
+        value = None
+    if rule not in RULES:
+        raise WafertkError(f"unknown threshold rule {rule!r}: expected {', '.join(RULES)}")
+    src = resolve_model(model)
+    predictor = load_model(src, kind=("cnn-detector", "cnn-classifier", "xgboost-classifier"))
+    man = load_manifest(src)
+    ws = _labeled_wafers(wafers)
+    labels = ws.label_strings().astype(str)
+    extra = dict(man.extra or {})
+    changes: dict[str, tuple[Any, Any]] = {}
+    has_t = hasattr(predictor, "temperature")
+    t_old = float(getattr(predictor, "temperature", 1.0) or 1.0)
+
+    if man.kind == "cnn-detector":
+        y = (labels != "none").astype(np.int64)
+        if len(ws) < MIN_WAFERS or y.sum() < 5 or (1 - y).sum() < 5:
+            raise WaferFileError(wafers, f"too few wafers to calibrate a detector ({len(ws)} "
+                                 f"labelled, {int(y.sum())} defective; need {MIN_WAFERS}+ "
+                                 "with 5+ of each)")
+        p_old = predictor.predict_proba(ws, batch_size)[:, 1]
+        z = logits_from_proba(p_old)
+        scale = fit_temperature(z, y)
+        score = apply_temperature(z, scale)
+        thr_old = float(predictor.threshold if predictor.threshold is not None else 0.5)
+        thr = threshold_by_rule(y, score, rule, value)
+        b0 = evaluate.binary_metrics(y, p_old, threshold=thr_old)
+        b1 = evaluate.binary_metrics(y, score, threshold=thr)
+        before = {k: b0[k] for k in ("recall", "precision", "f1")}
+        after = {k: b1[k] for k in ("recall", "precision", "f1")}
+        extra.update(temperature=t_old * scale, threshold=thr)
+        changes = {"temperature": (t_old, t_old * scale), "threshold": (thr_old, thr)}
+        prevalence = float(y.mean())
+        used = len(ws)
+    else:
+        classes = [str(c) for c in predictor.classes_]
+        keep = np.isin(labels, classes)
+        used = int(keep.sum())
+        if used < MIN_WAFERS:
+            raise WaferFileError(wafers, f"too few wafers with one of the model's classes to "
+                                 f"calibrate it ({used}; need {MIN_WAFERS}+)")
+        sub = ws.take(np.flatnonzero(keep))
+        y = np.array([classes.index(s) for s in labels[keep]])
+        p_old = np.asarray(predictor.predict_proba(sub, batch_size), np.float64)
+        p_new = p_old
+        if has_t:
+            z = logits_from_proba(p_old)
+            scale = fit_temperature(z, y)
+            p_new = apply_temperature(z, scale)
+            extra["temperature"] = t_old * scale
+            changes["temperature"] = (t_old, t_old * scale)
+        rev_old = float(extra.get("review_below", 0.6) or 0.0)
+        conf, correct = p_new.max(axis=1), p_new.argmax(axis=1) == y
+        rev = review_level(conf, correct, max_error)
+        extra["review_below"] = rev
+        changes["review level"] = (rev_old, rev)
+
+        def figures(p, level):
+            c, ok = p.max(axis=1), p.argmax(axis=1) == y
+            acc = c >= level
+            return {"accepted": float(acc.mean()),
+                    "error_among_accepted": float((~ok[acc]).mean()) if acc.any() else 0.0}
+
+        before, after = figures(p_old, rev_old), figures(p_new, rev)
+        prevalence = None
+    extra["calibration"] = {
+        "data": os.path.abspath(os.fspath(wafers)), "wafers": int(len(ws)), "used": used,
+        "prevalence": prevalence, "rule": rule if man.kind == "cnn-detector" else None,
+        "rule_value": value, "max_error": max_error if man.kind != "cnn-detector" else None,
+        "from_model": str(src), "before": before, "after": after,
+        "changes": {k: list(v) for k, v in changes.items()},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    from dataclasses import replace
+
+    from wafertk._atomic import atomic_path
+
+    with atomic_path(out_dir, directory=True) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        write_manifest(tmp, replace(man, extra=extra, created=""))
+    log.info("calibrated %s on %d wafers into %s", man.kind, used, out_dir)
+    return CalibrationResult(Path(out_dir), man.kind, used, changes, before, after)
