@@ -28,11 +28,13 @@ from ._common import (
               help="Detector: the highest recall whose precision reaches this value.")
 @click.option("--max-error", type=float, default=0.02, show_default=True,
               help="Classifier: error rate allowed among automatically accepted wafers.")
+@click.option("--coverage", type=float, default=0.9, show_default=True,
+              help="Classifier: coverage of the conformal candidate sets.")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @quiet_option
 @handle_errors
-def calibrate(model, wafers, output, target_recall, min_precision, max_error, batch_size,
-              quiet) -> None:
+def calibrate(model, wafers, output, target_recall, min_precision, max_error, coverage,
+              batch_size, quiet) -> None:
     """Refit MODEL's threshold, temperature and review level on labelled WAFERS.
 
     The first thing a new fab does: the shipped models' decisions were fitted on WM-811K
@@ -40,7 +42,8 @@ def calibrate(model, wafers, output, target_recall, min_precision, max_error, ba
     MODEL is a shipped model name (detector, classifier, xgboost) or a model folder. A
     detector gets a new temperature and threshold (default rule: the highest F1; or
     --target-recall / --min-precision); a pattern classifier a new temperature and the review
-    level that lets the most wafers through with at most --max-error errors among them.
+    level that lets the most wafers through with at most --max-error errors among them, and
+    the threshold of its conformal candidate sets (--coverage).
 
     \b
     Examples:
@@ -57,12 +60,13 @@ def calibrate(model, wafers, output, target_recall, min_precision, max_error, ba
     check_unit_interval(target_recall, "--target-recall", open_low=True, open_high=False)
     check_unit_interval(min_precision, "--min-precision", open_low=True, open_high=False)
     check_unit_interval(max_error, "--max-error", open_low=False, open_high=True)
+    check_unit_interval(coverage, "--coverage", open_low=True, open_high=True)
     import_tensorflow()
     from wafertk.calibrate import calibrate_model
 
     res = calibrate_model(model, wafers, output, target_recall=target_recall,
                           min_precision=min_precision, max_error=max_error,
-                          batch_size=batch_size)
+                          coverage=coverage, batch_size=batch_size)
     echo_summary(quiet, output, res.details(), t0)
 
 

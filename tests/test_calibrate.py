@@ -120,3 +120,38 @@ def test_bad_calibration_inputs(labelled, tmp_path):
     with pytest.raises(WafertkError, match="did you mean 'detector'"):
         calibrate_model("detektor", path, tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_conformal_threshold_covers_exchangeable_wafers():
+    from wafertk.calibrate import conformal_threshold
+
+    rng = np.random.default_rng(7)
+    p = rng.dirichlet(np.ones(8) * 0.5, size=4000)
+    y = np.array([rng.choice(8, p=row) for row in p])  # labels drawn from the model: calibrated
+    cal, test = np.arange(2000), np.arange(2000, 4000)
+    q = conformal_threshold(p[cal, y[cal]], 0.9)
+    covered = (1 - p[test, y[test]]) <= q
+    assert 0.88 <= covered.mean() <= 0.93
+    assert conformal_threshold(np.array([0.5, 0.9]), 0.9) == 1.0  # too few wafers: everything
+
+
+@pytest.mark.tf
+def test_classify_writes_conformal_candidates(labelled, tmp_path):
+    from wafertk.inspect import classify
+
+    ws, path = labelled
+    calibrate_model("classifier", path, tmp_path / "cls", coverage=0.95)
+    classify(path, tmp_path / "out", classifier=tmp_path / "cls", report=False, progress=False)
+    import csv
+
+    with open(tmp_path / "out" / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        cands = r["candidates"].split("|")
+        assert cands[0] == r["pattern"]  # most probable first, never empty
+        if r["defective"] == "0":
+            assert cands == ["none"]
+    # without conformal calibration the column is there and empty
+    classify(path, tmp_path / "plain", report=False, progress=False)
+    with open(tmp_path / "plain" / "predictions.csv", newline="") as fh:
+        assert {r["candidates"] for r in csv.DictReader(fh)} == {""}

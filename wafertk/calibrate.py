@@ -135,6 +135,32 @@ def review_level(confidence: np.ndarray, correct: np.ndarray, max_error: float =
     return float(cs[good.max()])
 
 
+def conformal_threshold(p_true: np.ndarray, coverage: float = 0.9) -> float:
+    """Split-conformal threshold ``qhat`` of the score ``1 - p(true class)``.
+
+    The prediction set of a new wafer is every class ``c`` with ``1 - p_c <= qhat``; on
+    exchangeable wafers it holds the true class with probability at least ``coverage``
+    (Vovk et al.; the "LAC" score of Sadinle et al. 2019).
+
+    Parameters
+    ----------
+    p_true : ndarray of shape (n,)
+        Calibrated probability of the true class of each calibration wafer.
+    coverage : float in (0, 1), default 0.9
+
+    Returns
+    -------
+    float
+        1.0 (every class) when ``n`` is too small for the coverage.
+    """
+    if not 0 < coverage < 1:
+        raise WafertkError(f"coverage must be in (0, 1), got {coverage}")
+    scores = np.sort(1.0 - np.asarray(p_true, np.float64))
+    n = len(scores)
+    k = int(np.ceil((n + 1) * coverage))
+    return 1.0 if k > n else float(scores[k - 1])
+
+
 def _labeled_wafers(wafers: str | os.PathLike):
     from wafertk.data.h5 import read_wafers
 
@@ -147,7 +173,8 @@ def _labeled_wafers(wafers: str | os.PathLike):
 def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
                     out_dir: str | os.PathLike, *, rule: str = "f1",
                     target_recall: float | None = None, min_precision: float | None = None,
-                    max_error: float = 0.02, batch_size: int = 1024) -> CalibrationResult:
+                    max_error: float = 0.02, coverage: float = 0.9, batch_size: int = 1024
+                    ) -> CalibrationResult:
     """Refit a model's temperature, threshold or review level on labelled wafers.
 
     Parameters
@@ -165,6 +192,9 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
     target_recall, min_precision : float, optional
     max_error : float, default 0.02
         Classifier: the error rate allowed among automatically accepted wafers.
+    coverage : float, default 0.9
+        Classifier: coverage of the conformal prediction sets (the ``candidates`` column of
+        ``classify``; see :func:`conformal_threshold`).
     batch_size : int, default 1024
 
     Returns
@@ -251,6 +281,12 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
                     "error_among_accepted": float((~ok[acc]).mean()) if acc.any() else 0.0}
 
         before, after = figures(p_old, rev_old), figures(p_new, rev)
+        qhat = conformal_threshold(p_new[np.arange(len(y)), y], coverage)
+        sets = (1.0 - p_new) <= qhat
+        sets[np.arange(len(y)), p_new.argmax(axis=1)] = True  # as classify: never empty
+        extra["conformal"] = {"coverage": coverage, "qhat": qhat, "n": used}
+        after["set_coverage"] = float(sets[np.arange(len(y)), y].mean())
+        after["mean_set_size"] = float(sets.sum(axis=1).mean())
         prevalence = None
     extra["calibration"] = {
         "data": os.path.abspath(os.fspath(wafers)), "wafers": int(len(ws)), "used": used,

@@ -28,7 +28,7 @@ DEFAULT_REVIEW_BELOW = 0.6
 #: Columns of one prediction row (``predictions.csv``), by mode.
 DETECT_COLUMNS = ["wafer_id", "lot", "wafer_index", "p_defect", "defective"]
 CLASSIFY_COLUMNS = DETECT_COLUMNS + ["pattern", "confidence", "review", "top1", "p_top1",
-                                     "top2", "p_top2", "top3", "p_top3"]
+                                     "top2", "p_top2", "top3", "p_top3", "candidates"]
 
 
 def is_cnn(model) -> bool:
@@ -116,6 +116,13 @@ class TwoPhaseClassifier:
                 "review level of the model", open_low=False, open_high=False)
         self.review_below = review_below
         self.columns = DETECT_COLUMNS if mode == "detect" else CLASSIFY_COLUMNS
+        conformal = None
+        if self.classifier is not None:
+            man = getattr(self.classifier, "manifest", None)
+            conformal = (man.extra or {}).get("conformal") if man is not None else None
+        #: Split-conformal threshold of the classifier (``wafertk calibrate``), or None.
+        self.conformal_qhat = (float(conformal["qhat"]) if isinstance(conformal, dict)
+                               and isinstance(conformal.get("qhat"), (int, float)) else None)
         self._shared_resize = (
             self.detector is not None and self.classifier is not None and is_cnn(self.classifier)
             and getattr(self.classifier, "input_size", None)
@@ -208,15 +215,20 @@ class TwoPhaseClassifier:
         k = min(3, len(names))
         tops = [np.full(n, "", dtype=object) for _ in range(3)]
         ptops = [np.full(n, np.nan) for _ in range(3)]
+        candidates = np.full(n, "", dtype=object)
         if two:
             tops[0][:] = NONE_CLASS
             ptops[0][:] = 1.0 - cols["p_defect"]
+            if self.conformal_qhat is not None:
+                candidates[:] = NONE_CLASS
         if len(rows):
             proba = self.pattern_proba(ws, rows, prep, batch_size)
             order = np.argsort(-proba, axis=1)[:, :k]
             for j in range(k):
                 tops[j][rows] = names[order[:, j]]
                 ptops[j][rows] = proba[np.arange(len(rows)), order[:, j]]
+            if self.conformal_qhat is not None:
+                candidates[rows] = _candidate_sets(proba, names, self.conformal_qhat)
         conf = ptops[0].copy()
         cols["pattern"] = tops[0].copy()
         cols["confidence"] = conf
@@ -224,6 +236,7 @@ class TwoPhaseClassifier:
         for j in range(3):
             cols[f"top{j + 1}"] = tops[j]
             cols[f"p_top{j + 1}"] = ptops[j]
+        cols["candidates"] = candidates
         return cols
 
     def predict_proba(self, ws: WaferSet, batch_size: int = 1024) -> np.ndarray:
@@ -258,6 +271,15 @@ class TwoPhaseClassifier:
     def __repr__(self) -> str:
         return (f"TwoPhaseClassifier(mode={self.mode!r}, threshold={self.threshold}, "
                 f"review_below={self.review_below})")
+
+
+def _candidate_sets(proba: np.ndarray, names: np.ndarray, qhat: float) -> np.ndarray:
+    """Conformal prediction sets as ``"A|B"`` strings, most probable class first."""
+    order = np.argsort(-proba, axis=1)
+    keep = (1.0 - np.take_along_axis(proba, order, axis=1)) <= qhat
+    keep[:, 0] = True  # never empty: the top class is always a candidate
+    return np.array(["|".join(names[o[m]]) for o, m in zip(order, keep, strict=True)],
+                    dtype=object)
 
 
 def _describe(model) -> str | None:
