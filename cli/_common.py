@@ -87,17 +87,30 @@ def check_input_file(path: str | os.PathLike, what: str = "wafers.h5 file") -> P
     return p
 
 
-def check_output(path: str | os.PathLike, *, folder: bool) -> Path:
+def check_output(path: str | os.PathLike, *, folder: bool, inputs=(),
+                 marker: str | None = None) -> Path:
     """Check that ``path`` can be written as an output folder (``folder``) or file.
 
     Nothing is created; the error names the path: an existing path of the other kind, a
-    parent that is a file, or a parent that is not writable.
+    device, FIFO or other special file, the same file as one of ``inputs``, a parent that is a
+    file or not writable, or (with ``marker``) an existing non-empty folder without that file,
+    i.e. not an earlier output of the same command, whose contents would be lost.
     """
     p = Path(path)
     if folder and p.exists() and not p.is_dir():
         raise WaferFileError(p, "exists and is not a folder (the output is a folder)")
     if not folder and p.is_dir():
         raise WaferFileError(p, "is a folder (the output is a file)")
+    if not folder and p.exists() and not p.is_file():
+        raise WaferFileError(p, "is not a regular file (a device, FIFO or socket); the output "
+                             "is a new file")
+    for src in inputs:
+        if src is not None and Path(src).exists() and p.exists() and os.path.samefile(src, p):
+            raise WaferFileError(p, "is also the input: the output would overwrite it")
+    if folder and marker and p.is_dir() and any(p.iterdir()) and not (p / marker).exists():
+        first = sorted(x.name for x in p.iterdir())[0]
+        raise WaferFileError(p, f"folder holds files wafertk did not write ({first}, ...); "
+                             "choose a new or empty folder")
     parent = p.parent if str(p.parent) else Path(".")
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -145,8 +158,16 @@ def import_tensorflow() -> None:
 
 
 # ------------------------------------------------------------------------------- errors
-def fail(message: str) -> None:
-    """Print ``wafertk: error: message`` as one line on standard error and exit with code 2."""
+def fail(message: str, *, traceback: bool = False) -> None:
+    """Print ``wafertk: error: message`` as one line on standard error and exit with code 2.
+
+    With ``traceback`` (``--verbose``) the traceback of the exception being handled comes
+    first; the exit code stays 2.
+    """
+    if traceback:
+        import traceback as tb
+
+        tb.print_exc()
     click.echo(f"wafertk: error: {' '.join(str(message).split())}", err=True)
     sys.exit(2)
 
@@ -176,18 +197,12 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except WafertkError as exc:
-            if loud:
-                raise
-            fail(str(exc))
+            fail(str(exc), traceback=loud)
         except OSError as exc:  # disk full, permission denied, ... while reading or writing
-            if loud:
-                raise
             where = f"{exc.filename}: " if exc.filename else ""
-            fail(f"{where}{exc.strerror or exc}")
+            fail(f"{where}{exc.strerror or exc}", traceback=loud)
         except MemoryError:
-            if loud:
-                raise
-            fail("out of memory: try a smaller --batch-size")
+            fail("out of memory: try a smaller --batch-size", traceback=loud)
         except KeyboardInterrupt:
             click.echo("wafertk: interrupted", err=True)
             sys.exit(130)

@@ -56,11 +56,18 @@ def calibrate(model, wafers, output, target_recall, min_precision, max_error, co
 
     t0 = time.perf_counter()
     check_input_file(wafers)
-    check_output(output, folder=True)
+    check_output(output, folder=True, marker="manifest.json")
     check_unit_interval(target_recall, "--target-recall", open_low=True, open_high=False)
     check_unit_interval(min_precision, "--min-precision", open_low=True, open_high=False)
     check_unit_interval(max_error, "--max-error", open_low=False, open_high=True)
     check_unit_interval(coverage, "--coverage", open_low=True, open_high=True)
+    from wafertk.data.h5 import WaferFile
+    from wafertk.models.manifest import load_manifest
+    from wafertk.registry import resolve_model
+
+    WaferFile(wafers).close()
+    load_manifest(resolve_model(model), ("cnn-detector", "cnn-classifier",
+                                         "xgboost-classifier"))
     import_tensorflow()
     from wafertk.calibrate import calibrate_model
 

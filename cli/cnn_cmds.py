@@ -51,12 +51,19 @@ def _run_training(task: str, data, output, config, epochs, batch_size, seed, inp
 
     t0 = time.perf_counter()
     data = check_input_file(data)
-    output = check_output(output, folder=True)
+    output = check_output(output, folder=True, marker="manifest.json")
     values = {"--epochs": epochs, "--batch-size": batch_size, "--seed": seed,
               "--input-size": input_size}
     cfg = load_config(CnnTrainConfig, config or task,
                       {OVERRIDES[flag]: v for flag, v in values.items()},
                       labels={key: flag for flag, key in OVERRIDES.items()})
+    from wafertk.config import resolve_config
+    from wafertk.errors import ConfigError
+    from wafertk.training.trainer import architecture_problem
+
+    problem = architecture_problem(cfg, task)
+    if problem:
+        raise ConfigError(f"{resolve_config(config or task)}: model.architecture: {problem}")
     from wafertk.data.h5 import read_wafers
 
     ws = read_wafers(data)

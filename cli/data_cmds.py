@@ -46,7 +46,7 @@ def import_wm811k(src: Path, output: Path, labeled_only: bool, partition: str,
     t0 = time.perf_counter()
     check_partition(partition)
     check_input_file(src, "LSWMD.pkl file")
-    check_output(output, folder=False)
+    check_output(output, folder=False, inputs=[src])
     summary = import_lswmd(src, output, labeled_only=labeled_only, partition=partition,
                            progress=False if quiet else None)
     echo_summary(quiet, output, _details(summary), t0)
@@ -63,7 +63,7 @@ def import_npz_cmd(src: Path, output: Path, quiet: bool) -> None:
 
     t0 = time.perf_counter()
     check_input_file(src, ".npz pack")
-    check_output(output, folder=False)
+    check_output(output, folder=False, inputs=[src])
     summary = import_npz(src, output, progress=False if quiet else None)
     echo_summary(quiet, output, _details(summary), t0)
 

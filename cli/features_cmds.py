@@ -50,7 +50,7 @@ def features(wafers: Path, output: Path, sets: str | None, jobs: int, batch_size
     if batch_size < 1:
         raise WafertkError(f"--batch-size must be at least 1, got {batch_size}")
     check_input_file(wafers)
-    check_output(output, folder=False)
+    check_output(output, folder=False, inputs=[wafers])
     with WaferFile(wafers, allow_empty=True) as f:  # the whole file's checks, before writing
         n = len(f)
     extract_file(wafers, output, names, n_jobs=jobs, batch_size=batch_size,

@@ -25,14 +25,20 @@ _OUT_HELP = ("Output folder: predictions.csv, report.html, run.json (replaced as
              "when the run completes).")
 
 
-def _common_checks(wafers: Path, output: Path, batch_size: int) -> None:
+def _common_checks(wafers: Path, output: Path, batch_size: int, models=()) -> None:
+    """Everything that can be checked before TensorFlow is imported: paths, options, the
+    input file's schema, the model names/folders and their manifests."""
+    from wafertk.data.h5 import WaferFile
     from wafertk.inspect import OutputFolder
-    from wafertk.inspect.runner import check_batch_size
+    from wafertk.inspect.runner import check_batch_size, check_model
 
     check_input_file(wafers)
     check_output(output, folder=True)
     check_batch_size(batch_size)
     OutputFolder(output).check()
+    WaferFile(wafers).close()
+    for spec, role in models:
+        check_model(spec, role)
 
 
 @click.command("detect", short_help="Phase 1: flag defective wafers (good vs defective).")
@@ -60,8 +66,8 @@ def detect(wafers, output, model, batch_size, threshold, no_report, quiet) -> No
     from wafertk.inspect.model import check_unit_interval
 
     t0 = time.perf_counter()
-    _common_checks(wafers, output, batch_size)
     check_unit_interval(threshold, "--threshold", open_low=True, open_high=True)
+    _common_checks(wafers, output, batch_size, [(model, "detector")])
     import_tensorflow()
     from wafertk.inspect import detect as run
 
@@ -119,9 +125,12 @@ def classify(wafers, output, mode, detector, classifier, batch_size, threshold,
             verb = "does" if len(bad) == 1 else "do"
             raise WafertkError(f"{' and '.join(bad)} {verb} not apply to --single-phase "
                                "(there is no phase 1)")
-    _common_checks(wafers, output, batch_size)
     check_unit_interval(threshold, "--threshold", open_low=True, open_high=True)
     check_unit_interval(review_below, "--review-below", open_low=False, open_high=False)
+    models = [(classifier, "classifier")]
+    if mode == "two-phase":
+        models.append((detector, "detector"))
+    _common_checks(wafers, output, batch_size, models)
     import_tensorflow()
     from wafertk.inspect import classify as run
 

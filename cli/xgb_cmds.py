@@ -52,7 +52,7 @@ def train_xgboost_cmd(data: Path, output: Path, config: str | None, classes: str
 
     t0 = time.perf_counter()
     data = check_input_file(data)
-    output = check_output(output, folder=True)
+    output = check_output(output, folder=True, marker="manifest.json")
     cfg = load_config(XGBoostTrainConfig, config or "xgboost",
                       {"classes": classes, "seed": seed, "n_jobs": jobs},
                       labels={"classes": "--classes", "seed": "--seed", "n_jobs": "--jobs"})
@@ -90,7 +90,7 @@ def evaluate(wafers: Path, model: str, output: Path, batch_size: int, quiet: boo
     if batch_size < 1:
         raise WafertkError(f"--batch-size must be at least 1, got {batch_size}")
     wafers = check_input_file(wafers)
-    output = check_output(output, folder=True)
+    output = check_output(output, folder=True, marker="report.json")
     folder = resolve_model(model)
     if load_manifest(folder).kind.startswith("cnn-"):
         import_tensorflow()

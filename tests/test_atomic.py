@@ -59,3 +59,33 @@ def test_failed_rename_leaves_no_temporary_file(tmp_path):
     with pytest.raises(OSError), atomic_path(target) as tmp:
         tmp.write_text("done")
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_temporary_files_of_killed_writers_are_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "out.h5"
+    # a writer that died (its pid no longer runs) and one that is still writing (this process)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".out.h5.{dead}.abc123.tmp").write_text("partial")
+    (tmp_path / f".out.h5.{dead}.dir.tmp").mkdir()
+    live = tmp_path / f".out.h5.{os.getpid()}.xyz.tmp"
+    live.write_text("being written")
+    other = tmp_path / ".other.h5.1.abc.tmp"
+    other.write_text("not ours")
+    with atomic_path(target) as tmp:
+        tmp.write_text("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".other.h5.1.abc.tmp", live.name, "out.h5"])
+
+
+def test_a_symlinked_destination_replaces_the_file_it_points_to(tmp_path):
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    with atomic_path(link) as tmp:
+        tmp.write_text("new")
+    assert link.is_symlink() and real.read_text() == "new"

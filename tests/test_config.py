@@ -206,3 +206,42 @@ def test_wheel_ships_the_configs(tmp_path):
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
     for dep in (b"scipy", b"pillow", b"scikit-learn", b"matplotlib"):
         assert b"Requires-Dist: " + dep in meta
+
+
+@pytest.mark.parametrize("text, needles", [
+    ("model:\n  dropout: .nan\ntrain:\n  learning_rate: .inf\n",
+     ["model.dropout: nan is not in [0, 1)", "train.learning_rate: inf is not > 0"]),
+    ("decision:\n  target_recall: .nan\ndata:\n  validation_fraction: .nan\n",
+     ["decision.target_recall: nan", "data.validation_fraction: nan"]),
+    ("train: 5\n", ["train: expected a mapping, got 5"]),
+    ("train:\n  epochs: 3\n  epochs: 4\n", ["key 'epochs' is given twice"]),
+])
+def test_non_finite_values_bad_sections_and_duplicate_keys(tmp_path, text, needles):
+    from wafertk.config import load_config
+    from wafertk.errors import ConfigError
+    from wafertk.training.config import CnnTrainConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    for overrides in (None, {"train.epochs": 1}):  # an override must not hide the section
+        with pytest.raises(ConfigError) as exc:
+            load_config(CnnTrainConfig, path, overrides)
+        msg = str(exc.value)
+        assert msg.startswith(f"{path}: ") and "\n" not in msg
+        for n in needles:
+            assert n in msg, msg
+
+
+def test_xgboost_config_checks_feature_sets(tmp_path):
+    from wafertk.baseline.train import XGBoostTrainConfig
+    from wafertk.config import load_config
+    from wafertk.errors import ConfigError
+
+    path = tmp_path / "x.yaml"
+    path.write_text("feature_sets: [filters, densty]\n")
+    with pytest.raises(ConfigError, match=r"x.yaml: feature_sets: unknown feature set 'densty' "
+                                          r"\(did you mean 'density'\?\)"):
+        load_config(XGBoostTrainConfig, path)
+    path.write_text("feature_sets: [density]\nfeature_params: {gabor: {orientations: 4}}\n")
+    with pytest.raises(ConfigError, match="parameters for 'gabor', which is not in"):
+        load_config(XGBoostTrainConfig, path)

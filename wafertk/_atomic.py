@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -26,10 +27,11 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     pathlib.Path
         Where the caller writes. On an exception it is removed and ``path`` is left untouched.
     """
-    final = Path(path)
+    final = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     parent = final.parent if str(final.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{final.name}."
+    remove_stale(final)
+    prefix = f".{final.name}.{os.getpid()}."
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent))
     else:
@@ -58,6 +60,41 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     except BaseException:  # e.g. the destination is a folder: leave nothing behind
         _remove(tmp)
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale(final: str | os.PathLike) -> list[Path]:
+    """Remove temporary files/folders of ``final`` left by writers that were killed.
+
+    Temporary names are ``.NAME.PID.RANDOM.tmp``; those whose process no longer runs are
+    removed (a killed run cannot clean up after itself; SIGKILL cannot be handled).
+
+    Returns
+    -------
+    list of pathlib.Path
+        What was removed.
+    """
+    final = Path(final)
+    parent = final.parent if str(final.parent) else Path(".")
+    removed = []
+    if not parent.is_dir():
+        return removed
+    head = f".{final.name}."
+    for p in parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+        pid = p.name[len(head):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove(p)
+            removed.append(p)
+    return removed
 
 
 def _remove(p: Path) -> None:

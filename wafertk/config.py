@@ -10,6 +10,7 @@ Every run writes its resolved config (``config.yaml``) next to its outputs with
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -216,6 +217,8 @@ def in_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool 
         span = f"{'<' if hi_open else '<='} {hi:g}"
 
     def ok(v: float) -> bool:
+        if not math.isfinite(v):
+            return False
         if lo is not None and (v <= lo if lo_open else v < lo):
             return False
         return not (hi is not None and (v >= hi if hi_open else v > hi))
@@ -307,8 +310,37 @@ def resolve_config(spec: str | os.PathLike) -> Path:
     return Path(s)
 
 
+_UniqueKeyLoader = None
+
+
+def _unique_key_loader():
+    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (line {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return Loader
+
+
 def _read_yaml(p: Path) -> dict[str, Any]:
     import yaml
+
+    global _UniqueKeyLoader
+    if _UniqueKeyLoader is None:
+        _UniqueKeyLoader = _unique_key_loader()
 
     if not p.exists():
         raise ConfigError(f"{p}: no such config file")
@@ -319,7 +351,7 @@ def _read_yaml(p: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: not a UTF-8 text file (byte {exc.start})") from None
     try:
-        loaded = yaml.safe_load(text)
+        loaded = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if loaded is None:
@@ -381,8 +413,10 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None,
                 node[part] = list(value) if isinstance(value, tuple) else value
                 used[key] = label
             else:
-                if not isinstance(node.get(part), dict):
+                if node.get(part) is None:
                     node[part] = {}
+                elif not isinstance(node[part], dict):  # reported by _build, not replaced
+                    break
                 node = node[part]
     if not problems:
         obj = _build(cls, data, "", problems)

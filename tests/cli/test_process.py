@@ -172,3 +172,123 @@ def test_sigkill_leftovers_are_removed_by_the_next_run(small, large, tmp_path):
     assert left == ["out"], left
     assert sorted(p.name for p in out.iterdir()) == ["predictions.csv", "report.html",
                                                     "run.json"]
+
+
+def _children(pid):
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    except FileNotFoundError:  # pragma: no cover
+        pytest.skip("pgrep not available")
+    return [int(x) for x in out.split()]
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie is dead
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+def _start_features(large, out):
+    proc = subprocess.Popen([sys.executable, "-m", "wafertk.cli.main", "features", str(large),
+                             "-o", str(out), "--set", "density,radon,geometry", "-j", "2",
+                             "--batch-size", "256"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    t0 = time.monotonic()
+    while len(_children(proc.pid)) < 2:
+        assert proc.poll() is None and time.monotonic() - t0 < 60, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(1.0)  # workers busy with batches
+    return proc, _children(proc.pid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process tools")
+def test_features_workers_stop_with_sigterm_and_die_with_sigkill(large, tmp_path):
+    proc, workers = _start_features(large, tmp_path / "f.parquet")
+    t = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and err.splitlines() == ["wafertk: terminated"], err
+    assert time.monotonic() - t < 5  # no waiting for the workers' batches
+    time.sleep(0.5)
+    assert not [w for w in workers if _alive(w)]
+    assert list(tmp_path.iterdir()) == []
+
+    proc, workers = _start_features(large, tmp_path / "g.parquet")
+    proc.kill()
+    proc.communicate(timeout=30)
+    t0 = time.monotonic()
+    while [w for w in workers if _alive(w)] and time.monotonic() - t0 < 10:
+        time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)]  # no orphans after SIGKILL
+    # the next run removes the killed run's temporary file
+    r = wafertk("features", large, "-o", tmp_path / "g.parquet", "--set", "density", "-q")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.parquet"]
+
+
+def test_bad_models_and_inputs_fail_before_tensorflow(small, tmp_path):
+    """Model names, folders and manifests, and the input's schema, are checked first."""
+    code = ("import sys\nfrom wafertk.cli.main import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit as e:\n    print(e.code, 'tensorflow' in sys.modules)\n")
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5")
+    cases = [
+        (["detect", small, "-o", tmp_path / "o", "--model", tmp_path / "nope"], "no such model"),
+        (["detect", small, "-o", tmp_path / "o", "--model", "detecter"],
+         "did you mean 'detector'"),
+        (["classify", small, "-o", tmp_path / "o", "--classifier", "detector"], "wrong kind"),
+        (["detect", text, "-o", tmp_path / "o"], "not an HDF5 file"),
+        (["calibrate", "detektor", small, "-o", tmp_path / "o"], "did you mean 'detector'"),
+    ]
+    for args, needle in cases:
+        r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                           text=True, env=ENV, timeout=60)
+        assert r.stdout.strip() == "2 False", (args, r.stdout, r.stderr)
+        assert len(r.stderr.splitlines()) == 1 and needle in r.stderr, (args, r.stderr)
+
+
+def test_verbose_shows_the_traceback_and_keeps_exit_code_2(tmp_path):
+    r = wafertk("-v", "info", tmp_path / "missing.h5")
+    assert r.returncode == 2
+    assert "Traceback" in r.stderr and r.stderr.splitlines()[-1].startswith("wafertk: error: ")
+
+
+def test_outputs_that_would_lose_data_are_refused(small, tmp_path):
+    # the current folder
+    one_line_error(wafertk("detect", small, "-o", ".", cwd=tmp_path), "current folder")
+    assert list(tmp_path.iterdir()) == []
+    # a special file, the input itself
+    one_line_error(wafertk("features", small, "-o", "/dev/null", "--set", "density"),
+                   "not a regular file")
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(small.read_bytes())
+    one_line_error(wafertk("features", copy, "-o", copy, "--set", "density"), "also the input")
+    assert copy.read_bytes() == small.read_bytes()
+    # a run folder holding the user's files
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "mine.txt").write_text("keep")
+    one_line_error(wafertk("train", "xgboost", "--data", small, "-o", run), "did not write")
+    one_line_error(wafertk("evaluate", "--model", "xgboost", small, "-o", run), "did not write")
+    assert [p.name for p in run.iterdir()] == ["mine.txt"]
+
+
+def test_symlinked_output_folder_is_replaced_through_the_link(small, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "out").symlink_to(real)
+    r = wafertk("detect", small, "-o", tmp_path / "out", "--no-report", "-q")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "real"]
+    assert sorted(p.name for p in real.iterdir()) == ["predictions.csv", "run.json"]
+
+
+def test_config_naming_the_wrong_architecture_names_the_file(small, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  architecture: wafer_cnn_classifier\n")
+    one_line_error(wafertk("train", "detector", "--data", small, "-o", tmp_path / "r",
+                           "--config", cfg), f"{cfg}: model.architecture:", "not a detector")

@@ -315,3 +315,17 @@ def test_writer_finds_duplicates_across_batches(tmp_path):
             w.append(a)
             w.append(b)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["not json", '{"a": 1}', "[]", '["a", "a"]', "[1, 2]"])
+def test_bad_class_names_attribute(tmp_path, value):
+    import h5py
+
+    from wafertk.data.synthetic import make_wafers as _make
+
+    path = tmp_path / "w.h5"
+    write_wafers(_make(5, random_state=0), path)
+    with h5py.File(path, "a") as h5:
+        h5.attrs["class_names"] = value
+    with pytest.raises(WaferFileError, match="'class_names' attribute is not a JSON list"):
+        read_wafers(path)

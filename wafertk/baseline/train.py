@@ -63,6 +63,24 @@ class XGBoostTrainConfig:
     class_weight: Literal["balanced"] | None = "balanced"
     n_jobs: int = 2
 
+    def config_problems(self) -> list[tuple[str, str]]:
+        """Checks across values: known feature sets, parameters only for used sets."""
+        from wafertk.errors import did_you_mean
+        from wafertk.features.extract import FEATURE_SETS
+
+        out = []
+        bad = [s for s in self.feature_sets if s not in FEATURE_SETS]
+        if bad:
+            out.append(("feature_sets", f"unknown feature set {bad[0]!r}"
+                        f"{did_you_mean(bad[0], FEATURE_SETS)}; known: {', '.join(FEATURE_SETS)}"))
+        elif not self.feature_sets:
+            out.append(("feature_sets", "no feature set"))
+        unused = [k for k in self.feature_params if k not in self.feature_sets]
+        if unused:
+            out.append(("feature_params", f"parameters for {unused[0]!r}, which is not in "
+                        "feature_sets"))
+        return out
+
     def class_list(self) -> list[str]:
         """The class names of ``classes``."""
         return list(DEFECT_CLASSES if self.classes == "defects" else WM811K_CLASSES)

@@ -41,6 +41,23 @@ FLAT_CHUNK = 1 << 18
 SCAN_CHUNK = 1 << 16
 
 
+def _class_names_attr(path: Path, value) -> tuple[str, ...]:
+    """The ``class_names`` root attribute: a JSON list of distinct names (default WM-811K)."""
+    if value is None:
+        return WM811K_CLASSES
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    try:
+        names = json.loads(value) if isinstance(value, str) else None
+    except json.JSONDecodeError:
+        names = None
+    if (not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names)
+            or len(set(names)) != len(names)):
+        raise WaferFileError(path, "the 'class_names' attribute is not a JSON list of distinct "
+                             "class names (see docs/file-format.md)")
+    return tuple(names)
+
+
 class WaferFile:
     """An open ``wafers.h5`` file, validated on opening, read in slices or batches.
 
@@ -107,9 +124,10 @@ class WaferFile:
         if isinstance(schema, bytes):
             schema = schema.decode()
         if schema is not None and schema != SCHEMA:
-            raise WaferFileError(self.path, f"unsupported schema {schema!r}, expected {SCHEMA!r}")
-        names = h5.attrs.get("class_names")
-        self.class_names = tuple(json.loads(names)) if names is not None else WM811K_CLASSES
+            shown = repr(schema) if isinstance(schema, str) else repr(getattr(schema, "tolist",
+                                                                                 lambda: schema)())
+            raise WaferFileError(self.path, f"unsupported schema {shown}, expected {SCHEMA!r}")
+        self.class_names = _class_names_attr(self.path, h5.attrs.get("class_names"))
         if "maps_flat" in h5:
             for key in ("offsets", "shapes"):
                 if key not in h5:

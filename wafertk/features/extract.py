@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -138,8 +139,45 @@ def extract_features(ws: MapsLike, sets: str | Sequence[str] | None = None, n_jo
     if n_jobs == 1 or len(ws) < 2 * n_jobs:
         return _transform(union, ws)
     parts = _split(ws, n_jobs)
-    with ProcessPoolExecutor(max_workers=n_jobs) as ex:
+    with _pool(n_jobs) as ex:
         return np.concatenate(list(ex.map(_transform, [union] * len(parts), parts)))
+
+
+def _worker_init() -> None:
+    """In a worker: die with the parent (Linux), leave Ctrl-C and SIGTERM to the parent."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:  # PR_SET_PDEATHSIG = 1: SIGKILL when the parent exits, even by SIGKILL
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+@contextlib.contextmanager
+def _pool(n_jobs: int):
+    """A process pool whose workers stop at once when the caller fails or is interrupted.
+
+    ``ProcessPoolExecutor``'s own exit waits for the running tasks (seconds per batch); on an
+    exception (Ctrl-C, SIGTERM, an error) the pending tasks are cancelled and the workers
+    terminated instead. Workers also die with the parent if it is killed.
+    """
+    ex = ProcessPoolExecutor(max_workers=n_jobs, initializer=_worker_init)
+    try:
+        yield ex
+    except BaseException:
+        procs = list((getattr(ex, "_processes", None) or {}).values())
+        ex.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(5)
+        raise
+    ex.shutdown(wait=True)
 
 
 def _jobs(n_jobs: int | None) -> int:
@@ -167,7 +205,7 @@ def _batches_features(batches: Iterable, union, n_jobs: int) -> Iterable:
         return
     from collections import deque
 
-    with ProcessPoolExecutor(max_workers=n_jobs) as ex:
+    with _pool(n_jobs) as ex:
         pending: deque = deque()
         for b in batches:
             pending.append((b, ex.submit(_transform, union, b)))

@@ -50,7 +50,9 @@ class OutputFolder:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.given = Path(path)
+        # a symbolic link to a folder: the folder it points to is replaced (the link stays)
+        self.path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
         self.stage: Path | None = None
         self._lock_fd: int | None = None
 
@@ -58,6 +60,11 @@ class OutputFolder:
     def check(self) -> None:
         """Fail early (before any work) if the destination cannot be an output folder."""
         p = self.path
+        resolved = p.resolve()
+        if (os.fspath(self.given) in ("", ".", "..") or resolved == Path.cwd().resolve()
+                or resolved.parent == resolved):
+            raise WaferFileError(self.given, "cannot replace the current folder or the root; "
+                                 "give an output folder name (e.g. -o out)")
         if p.exists() and not p.is_dir():
             raise WaferFileError(p, "exists and is not a folder (the output is a folder)")
         if p.is_dir():
@@ -104,7 +111,11 @@ class OutputFolder:
         import fcntl
 
         while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise WaferFileError(self.given, f"cannot write in {self.parent} "
+                                     f"({exc.strerror or exc})") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:

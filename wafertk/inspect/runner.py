@@ -24,10 +24,10 @@ from wafertk.data.h5 import WaferFile
 from wafertk.errors import ModelFileError, WafertkError
 from wafertk.inspect.model import TwoPhaseClassifier, check_unit_interval, is_cnn
 from wafertk.inspect.output import OutputFolder, PredictionWriter, write_run_file
+from wafertk.registry import SHIPPED_DIR, load_model
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models" / "shipped"
 DEFAULT_DETECTOR = SHIPPED_DIR / "detector"
 DEFAULT_CLASSIFIER = SHIPPED_DIR / "classifier"
 DEFAULT_XGBOOST = SHIPPED_DIR / "xgboost"
@@ -36,9 +36,20 @@ PHASE2_KINDS = ("cnn-classifier", "xgboost-classifier")
 
 def _load(spec, default: str, kinds):
     """A predictor from a shipped model name, a model folder, or None (the default name)."""
-    from wafertk.registry import load_model
-
     return load_model(default if spec is None else spec, kind=kinds)
+
+
+def check_model(spec, role: str = "classifier"):
+    """Check a model name or folder and its manifest, without loading the model (fast).
+
+    ``role`` is ``"detector"`` or ``"classifier"`` (phase 2); a wrong kind, a missing folder,
+    an unknown name or a bad manifest raise the same error as loading would.
+    """
+    from wafertk.models.manifest import load_manifest
+    from wafertk.registry import resolve_model
+
+    kinds = "cnn-detector" if role == "detector" else PHASE2_KINDS
+    return load_manifest(resolve_model(role if spec is None else spec), kinds)
 
 
 def load_detector(spec=None):

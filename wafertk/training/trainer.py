@@ -264,6 +264,17 @@ def _optimizer(cfg: CnnTrainConfig):
     return keras.optimizers.Adam(t.learning_rate)
 
 
+def architecture_problem(cfg: CnnTrainConfig, task: str) -> str | None:
+    """Why the config's ``model.architecture`` cannot train ``task`` (None if it can)."""
+    from wafertk.registry import get_entry
+
+    name = cfg.model.architecture or DEFAULT_ARCHITECTURE[task]
+    kind = get_entry(name).kind
+    if kind != f"cnn-{task}":
+        return f"{name!r} builds {kind} models, not a {task}"
+    return None
+
+
 def build_model(cfg: CnnTrainConfig, data: PreparedData):
     """The config's architecture (:mod:`wafertk.registry`), built, adapted and compiled.
 
@@ -273,12 +284,12 @@ def build_model(cfg: CnnTrainConfig, data: PreparedData):
     """
     import keras
 
-    from wafertk.registry import create_model, get_entry
+    from wafertk.registry import create_model
 
+    problem = architecture_problem(cfg, data.task)
+    if problem:
+        raise WafertkError(f"model.architecture: {problem}")
     name = cfg.model.architecture or DEFAULT_ARCHITECTURE[data.task]
-    kind = get_entry(name).kind
-    if kind != f"cnn-{data.task}":
-        raise WafertkError(f"architecture {name!r} builds {kind} models, not a {data.task}")
     size = cfg.data.input_size
     kwargs: dict[str, Any] = dict(
         conv_filters=list(cfg.model.conv_filters), batch_norm=cfg.model.batch_norm,
