@@ -198,6 +198,9 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except WafertkError as exc:
             fail(str(exc), traceback=loud)
+        except BrokenPipeError:  # `wafertk models | head`: the reader left, nothing to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except OSError as exc:  # disk full, permission denied, ... while reading or writing
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc}", traceback=loud)

@@ -35,6 +35,12 @@ def models(pattern: str) -> None:
     from wafertk.errors import WafertkError
     from wafertk.registry import list_models, list_shipped
 
+    archs, shipped = list_models(pattern), list_shipped(pattern)
+    if not archs and not shipped:
+        from wafertk.errors import UnknownNameError, did_you_mean
+
+        names = [e.name for e in list_models()] + [m.name for m in list_shipped()]
+        raise UnknownNameError(f"no model matches {pattern!r}{did_you_mean(pattern, names)}")
     click.echo("Architectures (configs: model.architecture):")
     for e in list_models(pattern):
         click.echo(f"  {e.name:<22} {e.family:<10} {e.summary}")

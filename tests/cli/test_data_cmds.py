@@ -14,7 +14,6 @@ from click.testing import CliRunner
 
 from wafertk.cli.main import cli
 from wafertk.data import WaferSet, write_wafers
-from wafertk.errors import WaferFileError
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_H5 = ROOT / "data" / "wafers.h5"

@@ -90,3 +90,12 @@ def test_train_on_a_bad_data_path_fails_before_tensorflow(what, tmp_path):
     assert_one_line(res, str(data), "is a folder" if what == "folder" else "no such file")
     res = wafertk("train", "classifier", "--data", data, "-o", tmp_path / "run")
     assert_one_line(res, str(data))
+
+
+def test_models_pattern_without_match_is_an_error():
+    from click.testing import CliRunner
+
+    from wafertk.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["models", "detektor"])
+    assert r.exit_code == 2 and "did you mean 'detector'" in r.stderr
