@@ -106,7 +106,19 @@ def score(name: str, h5: Path, ws, work: Path) -> dict:
     out["two_phase"] = {k: m9[k] for k in ("accuracy", "balanced_accuracy", "macro_f1",
                                            "weighted_f1", "per_class", "confusion_matrix")}
     conf = df["confidence"].to_numpy(np.float64)
-    out["automation"] = automation_curve(conf, pred == truth, 0.6)
+    from wafertk.inspect import load_classifier
+
+    review = float(load_classifier().review_below)
+    out["automation"] = automation_curve(conf, pred == truth, review)
+    cands = df["candidates"].astype(str)
+    if (cands != "").all():  # conformal sets (a calibrated classifier)
+        sets = [c.split("|") for c in cands]
+        out["conformal"] = {
+            "coverage_all": float(np.mean([t in s for t, s in zip(truth, sets, strict=True)])),
+            "coverage_defective": float(np.mean([t in s for t, s, d in zip(
+                truth, sets, truth != "none", strict=True) if d])),
+            "mean_set_size_flagged": float(np.mean([len(s) for s, f in zip(
+                sets, df["defective"].to_numpy() == 1, strict=True) if f]))}
 
     # phase 2 alone, on the defect wafers
     from wafertk.data import write_wafers
