@@ -33,6 +33,16 @@ def wafertk(*args, cwd=None, timeout=120):
                           capture_output=True, text=True, env=ENV, cwd=cwd, timeout=timeout)
 
 
+_IN_PROCESS = ("import sys\nfrom wafertk.cli.main import main\ntry:\n    main(sys.argv[1:])\n"
+               "except SystemExit as e:\n    print(e.code, 'tensorflow' in sys.modules)\n")
+
+
+def _without_tensorflow(args):
+    """Run a command; stdout ends with its exit code and whether TensorFlow was imported."""
+    return subprocess.run([sys.executable, "-c", _IN_PROCESS, *map(str, args)],
+                          capture_output=True, text=True, env=ENV, timeout=60)
+
+
 def one_line_error(r, *needles):
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = r.stderr.splitlines()
@@ -85,8 +95,6 @@ def test_error_after_tensorflow_is_loaded_is_one_line(small, tmp_path):
 
 
 def test_bad_paths_fail_before_tensorflow_is_imported(small, tmp_path):
-    code = ("import sys\nfrom wafertk.cli.main import main\ntry:\n    main(sys.argv[1:])\n"
-            "except SystemExit as e:\n    print(e.code, 'tensorflow' in sys.modules)\n")
     existing_file = tmp_path / "file.txt"
     existing_file.write_text("x")
     cases = [
@@ -99,8 +107,7 @@ def test_bad_paths_fail_before_tensorflow_is_imported(small, tmp_path):
         (["classify", small, "-o", tmp_path / "o", "--bogus"], "No such option"),
     ]
     for args, needle in cases:
-        r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                           text=True, env=ENV, timeout=60)
+        r = _without_tensorflow(args)
         assert r.stdout.strip() == "2 False", (args, r.stdout, r.stderr)
         lines = r.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("wafertk: error: "), (args, r.stderr)
@@ -231,8 +238,6 @@ def test_features_workers_stop_with_sigterm_and_die_with_sigkill(large, tmp_path
 
 def test_bad_models_and_inputs_fail_before_tensorflow(small, tmp_path):
     """Model names, folders and manifests, and the input's schema, are checked first."""
-    code = ("import sys\nfrom wafertk.cli.main import main\ntry:\n    main(sys.argv[1:])\n"
-            "except SystemExit as e:\n    print(e.code, 'tensorflow' in sys.modules)\n")
     text = tmp_path / "text.h5"
     text.write_text("not hdf5")
     cases = [
@@ -244,8 +249,7 @@ def test_bad_models_and_inputs_fail_before_tensorflow(small, tmp_path):
         (["calibrate", "detektor", small, "-o", tmp_path / "o"], "did you mean 'detector'"),
     ]
     for args, needle in cases:
-        r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                           text=True, env=ENV, timeout=60)
+        r = _without_tensorflow(args)
         assert r.stdout.strip() == "2 False", (args, r.stdout, r.stderr)
         assert len(r.stderr.splitlines()) == 1 and needle in r.stderr, (args, r.stderr)
 
