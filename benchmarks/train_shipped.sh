@@ -40,7 +40,7 @@ run_for_split=$WORK/detector
 for task in "${tasks[@]}"; do
   case $task in
     detector) opts=(--min-precision 0.8) ;;
-    *) opts=(--max-error 0.02 --coverage 0.9) ;;
+    *) opts=(--max-error 0.02 --coverage 0.9 --detector "$WORK/detector-calibrated") ;;
   esac
   "${WAFERTK[@]}" calibrate "$WORK/$task" "$WORK/production_validation.h5" \
       -o "$WORK/$task-calibrated" "${opts[@]}"

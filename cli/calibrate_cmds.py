@@ -30,11 +30,14 @@ from ._common import (
               help="Classifier: error rate allowed among automatically accepted wafers.")
 @click.option("--coverage", type=float, default=0.9, show_default=True,
               help="Classifier: coverage of the conformal candidate sets.")
+@click.option("--detector", "detector", default=None,
+              help="Classifier: choose the review level on the two-phase output with this "
+                   "detector over all wafers (as classify flags them).")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @quiet_option
 @handle_errors
 def calibrate(model, wafers, output, target_recall, min_precision, max_error, coverage,
-              batch_size, quiet) -> None:
+              detector, batch_size, quiet) -> None:
     """Refit MODEL's threshold, temperature and review level on labelled WAFERS.
 
     The first thing a new fab does: the shipped models' decisions were fitted on WM-811K
@@ -73,7 +76,7 @@ def calibrate(model, wafers, output, target_recall, min_precision, max_error, co
 
     res = calibrate_model(model, wafers, output, target_recall=target_recall,
                           min_precision=min_precision, max_error=max_error,
-                          coverage=coverage, batch_size=batch_size)
+                          coverage=coverage, detector=detector, batch_size=batch_size)
     echo_summary(quiet, output, res.details(), t0)
 
 

@@ -155,3 +155,19 @@ def test_classify_writes_conformal_candidates(labelled, tmp_path):
     classify(path, tmp_path / "plain", report=False, progress=False)
     with open(tmp_path / "plain" / "predictions.csv", newline="") as fh:
         assert {r["candidates"] for r in csv.DictReader(fh)} == {""}
+
+
+@pytest.mark.tf
+def test_review_level_chosen_on_the_two_phase_output(labelled, tmp_path):
+    from wafertk.inspect import TwoPhaseClassifier
+
+    ws, path = labelled
+    res = calibrate_model("classifier", path, tmp_path / "cls", max_error=0.05,
+                          detector="detector")
+    clf = load_model(tmp_path / "cls", kind="cnn-classifier")
+    cols = TwoPhaseClassifier(load_model("detector"), clf).predict_columns(ws)
+    correct = cols["pattern"].astype(str) == ws.label_strings().astype(str)
+    accepted = cols["confidence"] >= clf.review_below
+    assert (~correct[accepted]).mean() <= 0.05 + 1e-9
+    assert res.after["pipeline_accepted"] == pytest.approx(accepted.mean())
+    assert (cols["review"] == 1).sum() == (~accepted).sum()  # classify flags exactly those

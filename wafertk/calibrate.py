@@ -161,6 +161,35 @@ def conformal_threshold(p_true: np.ndarray, coverage: float = 0.9) -> float:
     return 1.0 if k > n else float(scores[k - 1])
 
 
+def _pipeline_review_level(folder: Path, detector, ws, labels: np.ndarray, extra: dict,
+                           max_error: float, batch_size: int, before: dict, after: dict,
+                           changes: dict) -> dict:
+    """The review level chosen on the two-phase output over all wafers (see calibrate_model)."""
+    from wafertk.inspect.model import TwoPhaseClassifier
+    from wafertk.registry import load_model
+
+    det = load_model(detector, kind="cnn-detector")
+    clf = load_model(folder, kind=("cnn-classifier", "xgboost-classifier"))
+    pipe = TwoPhaseClassifier(det, clf, review_below=0.0)
+    cols = pipe.predict_columns(ws, batch_size=batch_size)
+    conf = np.asarray(cols["confidence"], np.float64)
+    correct = np.asarray(cols["pattern"]).astype(str) == labels
+    old = changes.get("review level", (extra.get("review_below"),))[0]
+    level = review_level(conf, correct, max_error)
+    changes["review level"] = (old, level)
+    acc = conf >= level
+    for k in ("accepted", "error_among_accepted"):  # those were at the defect-only level
+        before.pop(k, None)
+        after.pop(k, None)
+    after["pipeline_accepted"] = float(acc.mean())
+    after["pipeline_error_among_accepted"] = float((~correct[acc]).mean()) if acc.any() else 0.0
+    extra = dict(extra, review_below=level)
+    extra["calibration"] = dict(extra["calibration"], review_on="two-phase output, all wafers",
+                                detector=str(detector), after=after,
+                                changes={k: list(v) for k, v in changes.items()})
+    return extra
+
+
 def _labeled_wafers(wafers: str | os.PathLike):
     from wafertk.data.h5 import read_wafers
 
@@ -173,7 +202,8 @@ def _labeled_wafers(wafers: str | os.PathLike):
 def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
                     out_dir: str | os.PathLike, *, rule: str = "f1",
                     target_recall: float | None = None, min_precision: float | None = None,
-                    max_error: float = 0.02, coverage: float = 0.9, batch_size: int = 1024
+                    max_error: float = 0.02, coverage: float = 0.9,
+                    detector: str | os.PathLike | None = None, batch_size: int = 1024
                     ) -> CalibrationResult:
     """Refit a model's temperature, threshold or review level on labelled wafers.
 
@@ -195,6 +225,10 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
     coverage : float, default 0.9
         Classifier: coverage of the conformal prediction sets (the ``candidates`` column of
         ``classify``; see :func:`conformal_threshold`).
+    detector : str or os.PathLike, optional
+        Classifier: choose the review level on the two-phase output of this detector and the
+        recalibrated classifier over *all* the wafers (``none`` included), as ``classify``
+        flags them, instead of on the defect wafers alone.
     batch_size : int, default 1024
 
     Returns
@@ -303,5 +337,9 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
     with atomic_path(out_dir, directory=True) as tmp:
         shutil.copytree(src, tmp, dirs_exist_ok=True)
         write_manifest(tmp, replace(man, extra=extra, created=""))
+        if detector is not None and man.kind != "cnn-detector":
+            extra = _pipeline_review_level(tmp, detector, ws, labels, extra, max_error,
+                                           batch_size, before, after, changes)
+            write_manifest(tmp, replace(man, extra=extra, created=""))
     log.info("calibrated %s on %d wafers into %s", man.kind, used, out_dir)
     return CalibrationResult(Path(out_dir), man.kind, used, changes, before, after)
