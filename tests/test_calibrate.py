@@ -152,7 +152,14 @@ def test_classify_writes_conformal_candidates(labelled, tmp_path):
         if r["defective"] == "0":
             assert cands == ["none"]
     # without conformal calibration the column is there and empty
-    classify(path, tmp_path / "plain", report=False, progress=False)
+    import shutil
+
+    shutil.copytree(SHIPPED_DIR / "classifier", tmp_path / "plain_cls")
+    man = json.loads((tmp_path / "plain_cls" / "manifest.json").read_text())
+    man["extra"].pop("conformal", None)
+    (tmp_path / "plain_cls" / "manifest.json").write_text(json.dumps(man))
+    classify(path, tmp_path / "plain", classifier=tmp_path / "plain_cls", report=False,
+             progress=False)
     with open(tmp_path / "plain" / "predictions.csv", newline="") as fh:
         assert {r["candidates"] for r in csv.DictReader(fh)} == {""}
 
