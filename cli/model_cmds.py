@@ -54,9 +54,16 @@ def models(pattern: str) -> None:
         figures = _figures((man.extra or {}).get("validation") or {})
         click.echo(f"  {s.name:<22} {man.kind:<19} {s.path}")
         click.echo(f"  {'':<22} validation: {figures}")
+        cal = (man.extra or {}).get("calibration")
+        if isinstance(cal, dict) and isinstance(cal.get("after"), dict):
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in cal["after"].items()
+                              if isinstance(v, (int, float)))
+            click.echo(f"  {'':<22} calibrated on {cal.get('used', '?')} wafers: {shown}")
     if list_shipped(pattern):
-        click.echo("Validation figures come from the curated Training partition; on whole "
-                   "production lots\nthe shipped models score lower: see docs/production.md.")
+        click.echo("validation: the training run's lot-disjoint split (mostly curated Training "
+                   "wafers);\ncalibrated: the production-like lots the decisions were fitted "
+                   "on. Figures on the\nproduction test, which chose nothing: "
+                   "docs/production.md.")
 
 
 COMMANDS = [train, models]
