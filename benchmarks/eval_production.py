@@ -49,32 +49,26 @@ def _csv(path: Path):
 
 
 def automation_curve(confidence: np.ndarray, correct: np.ndarray, review_below: float) -> dict:
-    """Share auto-accepted vs error among the accepted, over confidence levels."""
-    order = np.argsort(-confidence, kind="stable")
-    c, ok = confidence[order], correct[order]
-    n = len(c)
-    errors = np.cumsum(~ok)
-    k = np.arange(1, n + 1)
-    err_rate = errors / k
-    levels = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
-    points = []
-    for lv in levels:
-        acc = confidence >= lv
-        m = int(acc.sum())
-        points.append({"level": lv, "accepted_share": m / n,
-                       "error_among_accepted": float((~correct[acc]).mean()) if m else 0.0})
-    # largest share whose error among the accepted stays <= 2 % (accepting most confident first)
-    ok2 = np.flatnonzero(err_rate <= 0.02)
-    best = int(ok2.max() + 1) if len(ok2) else 0
-    at_shipped = confidence >= review_below
+    """Share auto-accepted vs error among the accepted, over confidence levels.
+
+    ``max_share_at_2pct_error`` is the share accepted at the lowest review level whose accepted
+    wafers have at most 2 % errors (:func:`wafertk.calibrate.review_level`).
+    """
+    from wafertk.calibrate import acceptance, review_level
+
+    points = [{"level": lv, **dict(zip(("accepted_share", "error_among_accepted"),
+                                        acceptance(confidence, correct, lv).values(),
+                                        strict=True))}
+              for lv in (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)]
+    best = acceptance(confidence, correct, review_level(confidence, correct, 0.02))
+    shipped = acceptance(confidence, correct, review_below)
     return {
         "points": points,
-        "max_share_at_2pct_error": best / n,
+        "max_share_at_2pct_error": best["accepted"],
         "shipped_review_below": review_below,
-        "shipped_accepted_share": float(at_shipped.mean()),
-        "shipped_error_among_accepted": float((~correct[at_shipped]).mean())
-        if at_shipped.any() else 0.0,
-        "overall_error": float((~correct).mean()),
+        "shipped_accepted_share": shipped["accepted"],
+        "shipped_error_among_accepted": shipped["error_among_accepted"],
+        "overall_error": float((~np.asarray(correct, bool)).mean()),
     }
 
 

@@ -112,6 +112,17 @@ def threshold_by_rule(y: np.ndarray, score: np.ndarray, rule: str = "f1",
     return float(thr[best])
 
 
+def acceptance(confidence: np.ndarray, correct: np.ndarray, level: float) -> dict[str, float]:
+    """Wafers accepted automatically at a review level: their share and their error rate.
+
+    A wafer is accepted when ``confidence >= level`` (``classify`` flags the others for review).
+    """
+    acc = np.asarray(confidence, np.float64) >= level
+    ok = np.asarray(correct, bool)
+    return {"accepted": float(acc.mean()) if acc.size else 0.0,
+            "error_among_accepted": float((~ok[acc]).mean()) if acc.any() else 0.0}
+
+
 def review_level(confidence: np.ndarray, correct: np.ndarray, max_error: float = 0.02
                  ) -> float:
     """The lowest confidence level whose auto-accepted wafers have at most ``max_error`` errors.
@@ -177,12 +188,10 @@ def _pipeline_review_level(folder: Path, detector, ws, labels: np.ndarray, extra
     old = changes.get("review level", (extra.get("review_below"),))[0]
     level = review_level(conf, correct, max_error)
     changes["review level"] = (old, level)
-    acc = conf >= level
     for k in ("accepted", "error_among_accepted"):  # those were at the defect-only level
         before.pop(k, None)
         after.pop(k, None)
-    after["pipeline_accepted"] = float(acc.mean())
-    after["pipeline_error_among_accepted"] = float((~correct[acc]).mean()) if acc.any() else 0.0
+    after.update({f"pipeline_{k}": v for k, v in acceptance(conf, correct, level).items()})
     extra = dict(extra, review_below=level)
     extra["calibration"] = dict(extra["calibration"], review_on="two-phase output, all wafers",
                                 detector=str(detector), after=after,
@@ -308,13 +317,8 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         extra["review_below"] = rev
         changes["review level"] = (rev_old, rev)
 
-        def figures(p, level):
-            c, ok = p.max(axis=1), p.argmax(axis=1) == y
-            acc = c >= level
-            return {"accepted": float(acc.mean()),
-                    "error_among_accepted": float((~ok[acc]).mean()) if acc.any() else 0.0}
-
-        before, after = figures(p_old, rev_old), figures(p_new, rev)
+        before = acceptance(p_old.max(axis=1), p_old.argmax(axis=1) == y, rev_old)
+        after = acceptance(p_new.max(axis=1), p_new.argmax(axis=1) == y, rev)
         qhat = conformal_threshold(p_new[np.arange(len(y)), y], coverage)
         sets = (1.0 - p_new) <= qhat
         sets[np.arange(len(y)), p_new.argmax(axis=1)] = True  # as classify: never empty
