@@ -6,7 +6,7 @@ from the same run (a ``--no-report`` run does not leave an older report beside n
 predictions). While a run is writing, it holds a lock beside the destination, so a second run
 into the same folder fails at once with a clear message instead of silently losing one result.
 Staging folders left behind by a killed run (SIGKILL, power loss) are removed by the next run
-into the same folder.
+into the same folder (:func:`wafertk._atomic.atomic_path` does the staging and the swap).
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import csv
 import errno
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from wafertk._atomic import atomic_path
 from wafertk.errors import WaferFileError
 
 #: File in every finished output folder: the run's resolved settings. Also the marker that a
@@ -29,7 +28,6 @@ from wafertk.errors import WaferFileError
 RUN_FILE = "run.json"
 #: Files an inspection run writes; an existing folder holding anything else is not replaced.
 OUTPUT_FILES = frozenset({"predictions.csv", "report.html", RUN_FILE})
-_STAGE_MARK = ".wafertk-staging"
 
 
 class OutputFolder:
@@ -88,10 +86,10 @@ class OutputFolder:
         self.parent.mkdir(parents=True, exist_ok=True)
         self._lock()
         try:
-            self._remove_stale()
-            self.stage = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                               dir=self.parent))
-            (self.stage / _STAGE_MARK).write_text(f"{os.getpid()}\n")
+            # staging, the swap and the removal of a killed run's staging folder:
+            # wafertk._atomic.atomic_path, as for every other output
+            self._staging = atomic_path(self.path, directory=True)
+            self.stage = self._staging.__enter__()
         except BaseException:
             self._unlock()
             raise
@@ -99,11 +97,9 @@ class OutputFolder:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if exc_type is None:
-                self._commit()
+            self._staging.__exit__(exc_type, exc, tb)
         finally:
-            if self.stage is not None:
-                shutil.rmtree(self.stage, ignore_errors=True)
+            self.stage = None
             self._unlock()
 
     # ---------------------------------------------------------------- internals
@@ -142,30 +138,6 @@ class OutputFolder:
             os.unlink(self.lock_path)
         os.close(self._lock_fd)
         self._lock_fd = None
-
-    def _remove_stale(self) -> None:
-        """Staging and backup folders of earlier runs into this folder that were killed."""
-        for p in self.parent.glob(f".{self.path.name}.*"):
-            if p == self.lock_path or not p.is_dir():
-                continue
-            if (p / _STAGE_MARK).exists():  # ours: staging, or a backup not yet removed
-                shutil.rmtree(p, ignore_errors=True)
-
-    def _commit(self) -> None:
-        assert self.stage is not None
-        (self.stage / _STAGE_MARK).unlink()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.stage, 0o777 & ~umask)  # mkdtemp made it owner-only
-        if self.path.is_dir():
-            backup = self.parent / f".{self.path.name}.{os.getpid()}.old"
-            (self.path / _STAGE_MARK).touch()  # a crash between the renames: cleaned later
-            os.rename(self.path, backup)
-            os.rename(self.stage, self.path)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.rename(self.stage, self.path)
-        self.stage = None
 
 
 def write_run_file(folder: Path, info: dict) -> Path:
