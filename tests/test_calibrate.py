@@ -104,6 +104,23 @@ def test_calibrated_classifier_review_level(labelled, tmp_path):
     assert res.n == keep.sum() and "review level" in res.details()
 
 
+def test_calibrated_xgboost_review_level(labelled, tmp_path):
+    """XGBoost has no temperature: its review level and conformal sets are refitted."""
+    ws, path = labelled
+    res = calibrate_model("xgboost", path, tmp_path / "xgb", max_error=0.1, coverage=0.8)
+    clf = load_model(tmp_path / "xgb", kind="xgboost-classifier")
+    labels = ws.label_strings().astype(str)
+    keep = np.isin(labels, clf.classes_)
+    p = clf.predict_proba(ws.take(np.flatnonzero(keep)))
+    y = np.array([list(clf.classes_).index(s) for s in labels[keep]])
+    man = json.loads((tmp_path / "xgb" / "manifest.json").read_text())
+    level = man["extra"]["review_below"]
+    acc = p.max(axis=1) >= level
+    assert (p.argmax(axis=1)[acc] != y[acc]).mean() <= 0.1 + 1e-9
+    assert man["extra"]["conformal"]["coverage"] == 0.8
+    assert "temperature" not in res.details() and res.n == keep.sum()
+
+
 @pytest.mark.tf
 def test_bad_calibration_inputs(labelled, tmp_path):
     ws, path = labelled

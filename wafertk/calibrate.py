@@ -172,6 +172,15 @@ def conformal_threshold(p_true: np.ndarray, coverage: float = 0.9) -> float:
     return 1.0 if k > n else float(scores[k - 1])
 
 
+def _predict_proba(predictor, ws, batch_size: int) -> np.ndarray:
+    """Class probabilities of any loaded model: CNNs predict in batches, XGBoost at once."""
+    from wafertk.baseline.model import XGBoostWaferClassifier
+
+    if isinstance(predictor, XGBoostWaferClassifier):
+        return np.asarray(predictor.predict_proba(ws), np.float64)
+    return np.asarray(predictor.predict_proba(ws, batch_size), np.float64)
+
+
 def _pipeline_review_level(folder: Path, detector, ws, labels: np.ndarray, extra: dict,
                            max_error: float, batch_size: int, before: dict, after: dict,
                            changes: dict) -> dict:
@@ -280,7 +289,7 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
             raise WaferFileError(wafers, f"too few wafers to calibrate a detector ({len(ws)} "
                                  f"labelled, {int(y.sum())} defective; need {MIN_WAFERS}+ "
                                  "with 5+ of each)")
-        p_old = predictor.predict_proba(ws, batch_size)[:, 1]
+        p_old = _predict_proba(predictor, ws, batch_size)[:, 1]
         z = logits_from_proba(p_old)
         scale = fit_temperature(z, y)
         score = apply_temperature(z, scale)
@@ -303,7 +312,7 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
                                  f"calibrate it ({used}; need {MIN_WAFERS}+)")
         sub = ws.take(np.flatnonzero(keep))
         y = np.array([classes.index(s) for s in labels[keep]])
-        p_old = np.asarray(predictor.predict_proba(sub, batch_size), np.float64)
+        p_old = _predict_proba(predictor, sub, batch_size)
         p_new = p_old
         if has_t:
             z = logits_from_proba(p_old)
