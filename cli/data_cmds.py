@@ -58,7 +58,11 @@ def import_wm811k(src: Path, output: Path, labeled_only: bool, partition: str,
 @quiet_option
 @handle_errors
 def import_npz_cmd(src: Path, output: Path, quiet: bool) -> None:
-    """Import a WM-811K .npz pack (wm811k_train.npz layout), losslessly."""
+    """Import a WM-811K .npz pack (wm811k_train.npz layout), losslessly.
+
+    A pack without label/class_names (wm811k_unlabeled_200k.npz) is imported with every
+    wafer unlabeled.
+    """
     from wafertk.data.importers import import_npz
 
     t0 = time.perf_counter()

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 #: Keys of the ``.npz`` pack (see ``../shared/data/README.md``).
 NPZ_KEYS: tuple[str, ...] = ("maps_flat", "offsets", "shapes", "label", "class_names",
                              "orig_index", "lotName", "waferIndex", "dieSize")
+#: Keys an unlabeled pack (``wm811k_unlabeled_200k.npz``) leaves out: both or neither.
+NPZ_LABEL_KEYS: tuple[str, ...] = ("label", "class_names")
 _WRITE_BATCH = 16384
 
 
@@ -154,7 +156,10 @@ def read_npz_pack(src: str | os.PathLike, *, partition: str | None = None) -> Wa
         An ``.npz`` with keys ``maps_flat`` (uint8, (D,)), ``offsets`` (int, (n+1,)),
         ``shapes`` (int, (n, 2)), ``label`` (int, (n,), index into ``class_names``, -1 for
         unlabeled), ``class_names`` (str, (k,)), ``orig_index`` (int, (n,)), ``lotName``
-        (str, (n,)), ``waferIndex`` (int, (n,)), ``dieSize`` (float, (n,)).
+        (str, (n,)), ``waferIndex`` (int, (n,)), ``dieSize`` (float, (n,)). An unlabeled pack
+        (``wm811k_unlabeled_200k.npz``) has neither ``label`` nor ``class_names``
+        (:data:`NPZ_LABEL_KEYS`): its wafers come in unlabeled (``labels`` None, the WM-811K
+        class list); one of the two without the other is an error.
     partition : str, optional
         Value of the ``partition`` column; default from the file name (:func:`pack_partition`).
 
@@ -179,10 +184,12 @@ def read_npz_pack(src: str | os.PathLike, *, partition: str | None = None) -> Wa
     try:
         with np.load(p, allow_pickle=False) as z:
             missing = [k for k in NPZ_KEYS if k not in z.files]
+            if missing == list(NPZ_LABEL_KEYS):  # an unlabeled pack
+                missing = []
             if missing:
                 raise WaferFileError(src, f"missing key(s) {', '.join(missing)} "
                                           "(expected the wm811k_train.npz layout)")
-            d = {k: z[k] for k in NPZ_KEYS}
+            d = {k: z[k] for k in NPZ_KEYS if k in z.files}
     except WaferFileError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
@@ -199,12 +206,15 @@ def _pack_to_waferset(d: dict[str, np.ndarray], partition: str) -> WaferSet:
         raise WafertkError(f"'shapes' has shape {shapes.shape} and dtype {shapes.dtype}, "
                            "expected integers of shape (n, 2)")
     n = len(shapes)
+    labeled = "label" in d
     for k in ("label", "orig_index", "lotName", "waferIndex", "dieSize"):
+        if k not in d:
+            continue
         if d[k].ndim != 1 or len(d[k]) != n:
             raise WafertkError(f"mismatched lengths: '{k}' has shape {d[k].shape}, "
                                f"expected ({n},)")
     for k in ("offsets", "label", "orig_index", "waferIndex"):
-        if d[k].dtype.kind not in "iu":
+        if k in d and d[k].dtype.kind not in "iu":
             raise WafertkError(f"'{k}' has dtype {d[k].dtype}, expected integers")
     if d["dieSize"].dtype.kind not in "iuf":
         raise WafertkError(f"'dieSize' has dtype {d['dieSize'].dtype}, expected numbers")
@@ -214,16 +224,19 @@ def _pack_to_waferset(d: dict[str, np.ndarray], partition: str) -> WaferSet:
     if d["offsets"].shape != (n + 1,):
         raise WafertkError(f"mismatched lengths: 'offsets' has shape {d['offsets'].shape}, "
                            f"expected ({n + 1},)")
-    names = [str(c) for c in np.asarray(d["class_names"]).reshape(-1)]
-    if not names or len(set(names)) != len(names):
-        raise WafertkError("'class_names' is empty or has duplicates")
-    label = d["label"].astype(np.int64)
-    if label.size and (label.min() < -1 or label.max() >= len(names)):
-        raise WafertkError(f"'label' holds values outside -1..{len(names) - 1}")
+    names: list[str] | None = None
+    labels = None
+    if labeled:
+        names = [str(c) for c in np.asarray(d["class_names"]).reshape(-1)]
+        if not names or len(set(names)) != len(names):
+            raise WafertkError("'class_names' is empty or has duplicates")
+        label = d["label"].astype(np.int64)
+        if label.size and (label.min() < -1 or label.max() >= len(names)):
+            raise WafertkError(f"'label' holds values outside -1..{len(names) - 1}")
+        labels = np.array(names + [""], dtype=object)[label]
     orig = d["orig_index"].astype(np.int64)
     if len(np.unique(orig)) != n:
         raise WafertkError("'orig_index' has duplicate values")
-    lookup = np.array(names + [""], dtype=object)
     return WaferSet(
         d["maps_flat"],
         d["offsets"],
@@ -232,7 +245,7 @@ def _pack_to_waferset(d: dict[str, np.ndarray], partition: str) -> WaferSet:
         lot=d["lotName"],
         wafer_index=d["waferIndex"],
         die_size=d["dieSize"],
-        labels=lookup[label],
+        labels=labels,
         class_names=names,
         extras={"orig_index": orig, "partition": np.full(n, partition, dtype=object)},
     )
@@ -243,7 +256,9 @@ def import_npz(src: str | os.PathLike, dst: str | os.PathLike, *,
     """Convert a WM-811K ``.npz`` pack (e.g. ``wm811k_train.npz``) to ``wafers.h5``.
 
     Lossless: maps, lots, wafer indices, die sizes and labels are kept exactly; ``wafer_id`` is
-    ``"lswmd-<orig_index>"`` so ids match :func:`import_lswmd` of the same rows.
+    ``"lswmd-<orig_index>"`` so ids match :func:`import_lswmd` of the same rows. A pack
+    without ``label``/``class_names`` (the unlabeled pack) is imported with every wafer
+    unlabeled.
 
     Parameters
     ----------
