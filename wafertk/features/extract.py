@@ -271,18 +271,40 @@ def extract_file(path: str | os.PathLike, out: str | os.PathLike,
 def _write_table(f, out: Path, union, names: list[str], n_jobs: int, batch_size: int,
                  progress: bool) -> None:
     """Stream the batches of the open :class:`WaferFile` ``f`` into ``out`` (atomically)."""
+    frames = (_frame(b, X, names)
+              for b, X in _batches_features(f.iter_batches(batch_size), union, n_jobs))
+    write_frames(out, frames, names, total=len(f), progress=progress)
+
+
+def range_frames(f, start: int, stop: int, union, names: list[str], batch_size: int
+                 ) -> list:
+    """The feature tables of wafers ``start:stop`` of the open file ``f``, one per batch.
+
+    Batches start at ``start`` (a multiple of ``batch_size`` for the output to match the
+    single-process run's row groups); used by :mod:`wafertk.distributed` on each worker.
+    """
+    return [_frame(b, _transform(union, b), names)
+            for b in f.iter_batches(batch_size, start=start, stop=stop)]
+
+
+def write_frames(out: Path, frames: Iterable, names: list[str], *, total: int,
+                 progress: bool) -> None:
+    """Write feature tables (pandas DataFrames, in order) into ``out`` atomically.
+
+    CSV when ``out`` ends in ``.csv`` (one header), Parquet otherwise (one row group per
+    table); a header-only / empty table when ``frames`` is empty.
+    """
     from tqdm import tqdm
 
     from wafertk._atomic import atomic_path
 
     is_csv = out.name.lower().endswith(".csv")
     with atomic_path(out) as tmp:
-        bar = tqdm(total=len(f), unit="wafer", disable=not progress, desc="features")
+        bar = tqdm(total=total, unit="wafer", disable=not progress, desc="features")
         writer = None
         header = True
         try:
-            for b, X in _batches_features(f.iter_batches(batch_size), union, n_jobs):
-                df = _frame(b, X, names)
+            for df in frames:
                 if is_csv:
                     df.to_csv(tmp, mode="w" if header else "a", header=header, index=False)
                     header = False
@@ -294,7 +316,7 @@ def _write_table(f, out: Path, union, names: list[str], n_jobs: int, batch_size:
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, table.schema)
                     writer.write_table(table)
-                bar.update(len(b))
+                bar.update(len(df))
             if is_csv and header:  # empty file: header only
                 _frame(_empty_set(), np.zeros((0, len(names)), np.float32), names).to_csv(
                     tmp, index=False)

@@ -174,12 +174,16 @@ class PredictionWriter:
         Opened with ``newline=""``.
     columns : list of str
         Header and column order.
+    header : bool, default True
+        Write the header row first (False: rows only, e.g. one range of a distributed run
+        whose rows are appended after the header by :mod:`wafertk.distributed`).
     """
 
-    def __init__(self, fh, columns: list[str]) -> None:
+    def __init__(self, fh, columns: list[str], *, header: bool = True) -> None:
         self.columns = list(columns)
         self._w = csv.writer(fh, lineterminator="\n")
-        self._w.writerow(self.columns)
+        if header:
+            self._w.writerow(self.columns)
         self.n = 0
 
     def write(self, cols: dict[str, np.ndarray]) -> None:

@@ -533,6 +533,87 @@ class BatchReportBuilder:
         p = np.array([code[c] for c in pn.tolist()], np.int64)[pi.reshape(-1)]
         self._cm += np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
+    # ---------------------------------------------------------------- merge
+    def merge(self, other: BatchReportBuilder) -> BatchReportBuilder:
+        """Add what ``other`` accumulated over the wafers that follow this builder's.
+
+        Used by :mod:`wafertk.distributed`: each worker streams its range of wafers into its
+        own builder and the client merges the builders in file order, so the report is built
+        from bounded summaries, never from every row. Counts, the pattern pareto, the
+        confusion matrix and the review queue come out as if one builder had seen every
+        wafer; lot records are combined by name (a lot split between two ranges is one lot)
+        under the same open/closed limits; each gallery reservoir is merged into a uniform
+        sample of both streams (a different sample than one builder would have drawn).
+
+        Parameters
+        ----------
+        other : BatchReportBuilder
+            A builder of the same mode and sizes over the wafers after this one's.
+
+        Returns
+        -------
+        BatchReportBuilder
+            ``self``.
+        """
+        if other.mode != self.mode or (other.stack_size, other.thumb_size) != (
+                self.stack_size, self.thumb_size):
+            raise WafertkError("cannot merge report builders of different modes or sizes")
+        self.n += other.n
+        self.n_defective += other.n_defective
+        self.n_review += other.n_review
+        self.pattern_counts.update(other.pattern_counts)
+        # lots: closed ones first (in closing order), then the open ones (least recent first)
+        recs = list(other._closed.values()) + list(other._open.values())
+        self.n_lots += other.n_lots - len(recs)  # records other created and pruned
+        self.n_lots_reopened += other.n_lots_reopened
+        for o in recs:
+            rec = self._open_lot(o.name)
+            rec.n += o.n
+            rec.n_def += o.n_def
+            rec.n_review += o.n_review
+            for p, k in o.patterns.items():
+                rec.patterns[p] = rec.patterns.get(p, 0) + k
+            if o.fails is not None:
+                rec.fails += o.fails
+                rec.dies += o.dies
+                rec.stack_n += o.stack_n
+        for key, (seen, items) in other._reservoirs.items():
+            mine = self._reservoirs.setdefault(key, [0, []])
+            mine[1] = self._merge_sample(mine[0], mine[1], seen, items)
+            mine[0] += seen
+        for item in sorted(other._review, key=lambda t: (-t[0], t[1])):
+            item = (item[0], next(self._tie), *item[2:])
+            if len(self._review) < self.max_review:
+                heapq.heappush(self._review, item)
+            elif item[0] > self._review[0][0]:
+                heapq.heapreplace(self._review, item)
+        cm, names = other._cm, other._cm_names
+        for name in names:
+            if name not in self._cm_names:
+                self._cm_names.append(name)
+        k = len(self._cm_names)
+        if self._cm.shape[0] < k:
+            grown = np.zeros((k, k), np.int64)
+            grown[: self._cm.shape[0], : self._cm.shape[0]] = self._cm
+            self._cm = grown
+        idx = np.array([self._cm_names.index(c) for c in names], np.int64)
+        self._cm[np.ix_(idx, idx)] += cm
+        return self
+
+    def _merge_sample(self, seen_a: int, a: list, seen_b: int, b: list) -> list:
+        """A uniform sample of at most ``max_thumbs`` of two streams from their samples."""
+        k = self.max_thumbs
+        if seen_a + seen_b <= k or len(a) + len(b) <= k:
+            return list(a) + list(b)
+        # how many of the k come from stream a: hypergeometric, then a uniform subset of each
+        na = int(self._rng.hypergeometric(seen_a, seen_b, k)) if seen_a and seen_b else \
+            (k if seen_a else 0)
+        na = min(max(na, k - len(b)), len(a))
+        pick_a = sorted(self._rng.choice(len(a), na, replace=False).tolist()) if na else []
+        pick_b = sorted(self._rng.choice(len(b), k - na, replace=False).tolist()) \
+            if k - na else []
+        return [a[i] for i in pick_a] + [b[i] for i in pick_b]
+
     # ---------------------------------------------------------------- state
     def confusion(self) -> tuple[np.ndarray, list[str]]:
         """The confusion counts so far over the classes seen (rows: label, columns: prediction)."""

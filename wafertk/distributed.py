@@ -1,0 +1,716 @@
+"""Scale-out on a Dask cluster: inspection and feature extraction split by wafer ranges.
+
+``wafertk classify/detect/features --scheduler ADDRESS`` (a running ``dask.distributed``
+scheduler) or ``--scheduler local[:N]`` (a :class:`~distributed.LocalCluster` of N worker
+processes, started and stopped by the command). Dask is an optional extra
+(``pip install 'wafertk[dask]'``), imported only here and only when a scheduler is asked for.
+
+How a run is split and put back together:
+
+* The inputs (one file, a list, or a glob) are opened and checked on the client first (schema,
+  wafer ids, same class list and labelled-ness in every file); nothing is submitted before.
+* Each file is cut into **ranges** of whole batches (``rows`` a multiple of ``batch_size``,
+  starting at a multiple of it), so every worker reads its own contiguous slice of the HDF5
+  datasets and runs exactly the batches the single-process run would: the output is the same,
+  byte for byte.
+* A range is one Dask task. A worker loads the models once (cached per worker process) and
+  returns the range's ``predictions.csv`` rows as text plus a
+  :class:`~wafertk.report.BatchReportBuilder` of the range (bounded summaries and
+  thumbnails, not the rows); the client appends the rows in range order into the staged output
+  and merges the builders. At most a few ranges per worker are in flight, so the client holds
+  a bounded number of results whatever the file size.
+* A worker that dies: the scheduler re-runs its ranges elsewhere (Dask's own mechanism,
+  ``distributed.scheduler.allowed-failures``); the client takes each range's result exactly
+  once, in order, so nothing is lost or duplicated.
+
+Without a scheduler and with several files, the same ranges are run in this process, one after
+the other (:class:`InProcess`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import logging
+import os
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from wafertk.errors import WaferFileError, WafertkError
+
+log = logging.getLogger(__name__)
+
+#: Ranges a run keeps in flight per worker (bounds the client's memory).
+IN_FLIGHT_PER_WORKER = 3
+#: Batches per range by default (fewer when that leaves workers idle).
+BATCHES_PER_RANGE = 16
+#: Seconds to wait for a scheduler to answer, and for it to have a worker.
+CONNECT_TIMEOUT = 10.0
+WORKER_TIMEOUT = 60.0
+
+_LOCAL = re.compile(r"local(?::(.*))?")
+
+
+# ------------------------------------------------------------------------------- scheduler
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A parsed ``--scheduler`` value.
+
+    Attributes
+    ----------
+    local : bool
+        ``local[:N]``: a LocalCluster started for the run.
+    n_workers : int or None
+        Worker processes of the local cluster (None: one per CPU core).
+    address : str or None
+        The address of a running scheduler (``tcp://host:8786``, ``host:8786``).
+    """
+
+    local: bool
+    n_workers: int | None = None
+    address: str | None = None
+
+    def __str__(self) -> str:
+        if self.local:
+            return "local" if self.n_workers is None else f"local:{self.n_workers}"
+        return str(self.address)
+
+
+def parse_scheduler(spec: str) -> SchedulerSpec:
+    """Parse ``local``, ``local:N`` or a scheduler address (checked for form only).
+
+    Raises
+    ------
+    WafertkError
+        An empty value, ``local:`` with anything but a positive integer, or an address
+        without a port.
+
+    Examples
+    --------
+    >>> parse_scheduler("local:2")
+    SchedulerSpec(local=True, n_workers=2, address=None)
+    >>> parse_scheduler("tcp://10.0.0.5:8786").address
+    'tcp://10.0.0.5:8786'
+    """
+    text = str(spec).strip()
+    if not text:
+        raise WafertkError("--scheduler is empty: give local, local:N or a scheduler address "
+                           "(tcp://host:8786)")
+    m = _LOCAL.fullmatch(text)
+    if m:
+        if m.group(1) is None:
+            return SchedulerSpec(local=True)
+        n = m.group(1)
+        if not n.isdigit() or int(n) < 1:
+            raise WafertkError(f"--scheduler {text!r}: local:N needs N, the number of worker "
+                               "processes, as a positive integer (e.g. local:2)")
+        return SchedulerSpec(local=True, n_workers=int(n))
+    hostport = text.split("://", 1)[-1]
+    if ":" not in hostport or not hostport.rsplit(":", 1)[1].isdigit():
+        raise WafertkError(f"--scheduler {text!r}: not local[:N] nor a scheduler address "
+                           "with a port (tcp://host:8786)")
+    return SchedulerSpec(local=False, address=text if "://" in text else f"tcp://{text}")
+
+
+def import_distributed():
+    """``distributed``, or an error saying how to install the extra."""
+    try:
+        import distributed
+    except ImportError:
+        raise WafertkError("--scheduler needs Dask, an optional extra: "
+                           "pip install 'wafertk[dask]'") from None
+    return distributed
+
+
+@contextlib.contextmanager
+def connect(scheduler, *, tf_threads: int | None = None,
+            timeout: float = CONNECT_TIMEOUT) -> Iterator:
+    """A :class:`distributed.Client` for ``scheduler``, closed (and a local cluster stopped)
+    on exit.
+
+    Parameters
+    ----------
+    scheduler : str, SchedulerSpec or distributed.Client
+        ``"local[:N]"``, a scheduler address, or a client (used as is, left open).
+    tf_threads : int, optional
+        TensorFlow threads per local worker (default: the cores shared out among workers).
+    timeout : float
+        Seconds to reach the scheduler.
+
+    Raises
+    ------
+    WafertkError
+        Dask not installed, the scheduler unreachable, or no worker joining it in
+        :data:`WORKER_TIMEOUT` seconds.
+    """
+    distributed = import_distributed()
+    if isinstance(scheduler, distributed.Client):
+        yield scheduler
+        return
+    spec = scheduler if isinstance(scheduler, SchedulerSpec) else parse_scheduler(scheduler)
+    if spec.local:
+        n = spec.n_workers or (os.cpu_count() or 1)
+        threads = tf_threads or max(1, (os.cpu_count() or 1) // n)
+        env = {"TF_CPP_MIN_LOG_LEVEL": "3", "WAFERTK_TF_THREADS": str(threads),
+               "OMP_NUM_THREADS": str(threads)}
+        with contextlib.ExitStack() as stack:
+            cluster = stack.enter_context(distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=logging.ERROR, env=env))
+            client = stack.enter_context(distributed.Client(cluster))
+            yield client
+        return
+    try:
+        client = distributed.Client(spec.address, timeout=f"{timeout}s")
+    except (OSError, TimeoutError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else "no answer"
+        raise WafertkError(f"cannot reach the Dask scheduler at {spec.address} ({why})"
+                           ) from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+        except (TimeoutError, OSError):
+            raise WafertkError(f"the Dask scheduler at {spec.address} has no worker (none "
+                               f"joined in {WORKER_TIMEOUT:.0f} s)") from None
+        yield client
+    finally:
+        client.close()
+
+
+def n_workers(client) -> int:
+    """Workers connected to ``client``'s scheduler (at least 1)."""
+    return max(1, len(client.scheduler_info().get("workers", {})))
+
+
+class InProcess:
+    """Runs ranges in this process, in order: the executor without a scheduler."""
+
+    n_workers = 1
+
+    def map_ordered(self, func: Callable, args: Iterable[tuple], **_) -> Iterator:
+        for a in args:
+            yield func(*a)
+
+
+class DaskExecutor:
+    """Submits ranges to a Dask client and yields their results in submission order.
+
+    At most ``window`` tasks are in flight; each result is fetched once and released, so the
+    client holds a bounded number of results and a re-run task (a lost worker) is never
+    taken twice.
+    """
+
+    def __init__(self, client, name: str = "wafertk") -> None:
+        self.client = client
+        self.n_workers = n_workers(client)
+        self.name = name
+
+    def map_ordered(self, func: Callable, args: Iterable[tuple], *,
+                    window: int | None = None) -> Iterator:
+        import uuid
+
+        window = window or IN_FLIGHT_PER_WORKER * self.n_workers
+        token = uuid.uuid4().hex[:8]
+        pending: deque = deque()
+        it = enumerate(args)
+
+        def submit_next() -> bool:
+            try:
+                i, a = next(it)
+            except StopIteration:
+                return False
+            pending.append(self.client.submit(func, *a, key=f"{self.name}-{token}-{i}",
+                                              pure=False))
+            return True
+
+        try:
+            while len(pending) < window and submit_next():
+                pass
+            while pending:
+                fut = pending.popleft()
+                res = fut.result()
+                fut.release()
+                submit_next()
+                yield res
+        finally:
+            if pending:
+                self.client.cancel(list(pending))
+
+
+# ------------------------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class InputFile:
+    """One checked input file: its wafer count and what must agree across files."""
+
+    path: Path
+    n: int
+    has_labels: bool
+    class_names: tuple[str, ...]
+
+
+def expand_inputs(specs: str | os.PathLike | Sequence) -> list[Path]:
+    """Paths of the inputs: files as given, in order, and globs expanded (sorted).
+
+    A name that exists is taken literally even if it holds ``*`` or ``?``.
+
+    Raises
+    ------
+    WafertkError
+        No input, or a glob that matches no file.
+    """
+    if isinstance(specs, (str, os.PathLike)):
+        specs = [specs]
+    out: list[Path] = []
+    for s in specs:
+        text = os.fspath(s)
+        if not os.path.exists(text) and glob.has_magic(text):
+            found = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise WaferFileError(text, "no file matches this pattern")
+            out.extend(Path(p) for p in found)
+        else:
+            out.append(Path(text))
+    if not out:
+        raise WafertkError("no input file given")
+    seen: set = set()
+    for p in out:
+        key = os.path.realpath(p)
+        if key in seen:
+            raise WaferFileError(p, "given twice as an input")
+        seen.add(key)
+    return out
+
+
+def check_inputs(paths: Sequence[str | os.PathLike], *, allow_empty: bool = False
+                 ) -> list[InputFile]:
+    """Open and check every input (the whole-file checks of :class:`WaferFile`), and that
+    they share one schema: the same class list and all labelled or all unlabelled.
+
+    Raises
+    ------
+    WaferFileError
+        Naming the first file that fails, or the first that differs from the first file.
+    """
+    from wafertk.data.h5 import WaferFile
+
+    files = []
+    for p in paths:
+        with WaferFile(p, allow_empty=allow_empty) as f:
+            files.append(InputFile(Path(p), len(f), bool(f.has_labels), tuple(f.class_names)))
+    first = files[0]
+    for f in files[1:]:
+        if f.class_names != first.class_names:
+            raise WaferFileError(f.path, f"class list differs from {first.path}'s "
+                                 "(all inputs of one run need the same schema)")
+        if f.has_labels != first.has_labels:
+            has, lacks = (f, first) if f.has_labels else (first, f)
+            raise WaferFileError(f.path, f"{has.path} has labels and {lacks.path} has none "
+                                 "(all inputs of one run need the same schema)")
+    return files
+
+
+def plan_ranges(files: Sequence[InputFile], batch_size: int, *, n_workers: int = 1,
+                rows: int | None = None) -> list[tuple[str, int, int]]:
+    """``(path, start, stop)`` ranges of whole batches covering every file, in order.
+
+    Parameters
+    ----------
+    files : sequence of InputFile
+    batch_size : int
+    n_workers : int, default 1
+        Ranges are made small enough to give each worker at least four.
+    rows : int, optional
+        Wafers per range, rounded up to a multiple of ``batch_size`` (default
+        :data:`BATCHES_PER_RANGE` batches, fewer for small inputs).
+    """
+    total = sum(f.n for f in files)
+    if rows is None:
+        per = -(-total // max(1, 4 * n_workers))
+        rows = min(BATCHES_PER_RANGE * batch_size, max(batch_size, per))
+    rows = max(batch_size, -(-int(rows) // batch_size) * batch_size)
+    return [(os.fspath(f.path), a, min(a + rows, f.n)) for f in files
+            for a in range(0, f.n, rows)]
+
+
+# ------------------------------------------------------------------------------- inspection
+@dataclass(frozen=True)
+class InspectSpec:
+    """What a worker needs to build the inspection model (hashable: the per-worker cache key).
+
+    ``detector`` / ``classifier`` are shipped model names or absolute model folders.
+    """
+
+    mode: str
+    detector: str | None
+    classifier: str | None
+    threshold: float | None
+    review_below: float | None
+    batch_size: int
+    report: bool
+    columns: tuple[str, ...]
+
+
+@dataclass
+class RangeResult:
+    """What one range sends back: its CSV rows, counts, and its report summary."""
+
+    csv: str
+    n: int
+    n_defective: int
+    n_review: int
+    settings: dict
+    builder: object | None = None
+    worker_pid: int = 0
+    peak_rss_kib: int = 0
+
+
+_MODELS: dict = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _model_spec(spec) -> str | None:
+    """A model given on the client as a name or path, as workers can find it."""
+    if spec is None:
+        return None
+    if isinstance(spec, os.PathLike) or os.path.exists(str(spec)):
+        return os.path.abspath(os.fspath(spec))
+    return str(spec)
+
+
+def _configure_tensorflow() -> None:
+    threads = os.environ.get("WAFERTK_TF_THREADS")
+    if not threads:
+        return
+    import tensorflow as tf
+
+    with contextlib.suppress(RuntimeError):  # already initialised in this process
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(threads))))
+
+
+def worker_model(spec: InspectSpec):
+    """The :class:`~wafertk.inspect.TwoPhaseClassifier` of ``spec``, loaded once per process."""
+    with _MODELS_LOCK:
+        model = _MODELS.get(spec)
+        if model is None:
+            from wafertk.inspect.model import TwoPhaseClassifier
+            from wafertk.inspect.runner import load_classifier, load_detector
+
+            _configure_tensorflow()
+            det = load_detector(spec.detector) if spec.mode != "single-phase" else None
+            clf = load_classifier(spec.classifier) if spec.mode != "detect" else None
+            model = TwoPhaseClassifier(det, clf, mode=spec.mode, threshold=spec.threshold,
+                                       review_below=spec.review_below)
+            _MODELS[spec] = model
+    return model
+
+
+def _peak_rss_kib() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def inspect_range(spec: InspectSpec, path: str, start: int, stop: int) -> RangeResult:
+    """Run the inspection of ``spec`` over wafers ``start:stop`` of ``path`` (a worker task).
+
+    Batches start at ``start``, so a ``start`` that is a multiple of ``spec.batch_size`` gives
+    the single-process run's batches and so its exact rows.
+    """
+    from wafertk.data.h5 import WaferFile
+    from wafertk.inspect.output import PredictionWriter
+
+    model = worker_model(spec)
+    builder = None
+    if spec.report:
+        from wafertk.report import BatchReportBuilder
+
+        builder = BatchReportBuilder(mode=model.mode)
+    buf = io.StringIO(newline="")
+    writer = PredictionWriter(buf, list(spec.columns), header=False)
+    labels = "label" in spec.columns
+    n = n_def = n_rev = 0
+    with WaferFile(path) as wf:
+        for ws in wf.iter_batches(spec.batch_size, start=start, stop=stop):
+            cols = model.predict_columns(ws, model.prepare(ws), spec.batch_size)
+            if labels:
+                cols["label"] = ws.label_strings().astype(str)
+            writer.write(cols)
+            n += len(ws)
+            n_def += int((cols["defective"] == 1).sum())
+            if "review" in cols:
+                n_rev += int(cols["review"].sum())
+            if builder is not None:
+                builder.add(ws, cols)
+    return RangeResult(csv=buf.getvalue(), n=n, n_defective=n_def, n_review=n_rev,
+                       settings=model.describe(), builder=builder, worker_pid=os.getpid(),
+                       peak_rss_kib=_peak_rss_kib())
+
+
+def inspect_files(inputs, out_dir: str | os.PathLike, *, mode: str = "two-phase",
+                  detector=None, classifier=None, threshold: float | None = None,
+                  review_below: float | None = None, batch_size: int = 1024,
+                  report: bool = True, scheduler=None, progress: bool | None = None,
+                  rows_per_range: int | None = None):
+    """Inspect one or many wafer files, on a Dask cluster or in this process.
+
+    Parameters
+    ----------
+    inputs : str, path or sequence of them
+        Files and globs (:func:`expand_inputs`); all must share one schema.
+    out_dir : str or os.PathLike
+        Output folder (``predictions.csv``, ``report.html``, ``run.json``), replaced as one
+        unit when the run completes; rows in input order (files in the order given, globs
+        sorted), identical to the single-process run of the same file.
+    mode : {"two-phase", "single-phase", "detect"}
+    detector, classifier : str or path, optional
+        Shipped model names or model folders (loaded by each worker; folders must be
+        readable by the workers at the same path).
+    threshold, review_below : float, optional
+    batch_size : int, default 1024
+    report : bool, default True
+    scheduler : str, SchedulerSpec or distributed.Client, optional
+        ``"local[:N]"`` or a scheduler address; None runs the ranges in this process.
+    progress : bool, optional
+        Progress bar on standard error (default: when it is a terminal).
+    rows_per_range : int, optional
+        Wafers per task (see :func:`plan_ranges`).
+
+    Returns
+    -------
+    wafertk.inspect.InspectionResult
+        ``extra`` holds ``workers``, ``ranges`` and per worker process its peak memory.
+    """
+    from wafertk.inspect.model import CLASSIFY_COLUMNS, DETECT_COLUMNS, check_unit_interval
+    from wafertk.inspect.output import OutputFolder
+    from wafertk.inspect.runner import check_batch_size, check_model
+
+    if mode not in ("two-phase", "single-phase", "detect"):
+        raise WafertkError(f"unknown mode {mode!r}")
+    if mode == "single-phase" and (detector is not None or threshold is not None):
+        raise WafertkError("single-phase mode has no phase 1, so a detector or a threshold "
+                           "does not apply")
+    check_unit_interval(threshold, "detector threshold", open_low=True, open_high=True)
+    check_unit_interval(review_below, "review level", open_low=False, open_high=False)
+    batch_size = check_batch_size(batch_size)
+    spec_sched = parse_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
+    folder = OutputFolder(out_dir)
+    folder.check()
+    files = check_inputs(expand_inputs(inputs))
+    if mode != "single-phase":
+        check_model(detector, "detector")
+    if mode != "detect":
+        check_model(classifier, "classifier")
+    if spec_sched is not None:
+        import_distributed()
+    columns = (DETECT_COLUMNS if mode == "detect" else CLASSIFY_COLUMNS) + (
+        ["label"] if files[0].has_labels else [])
+    spec = InspectSpec(mode=mode, detector=_model_spec(detector),
+                       classifier=_model_spec(classifier), threshold=threshold,
+                       review_below=review_below, batch_size=batch_size, report=report,
+                       columns=tuple(columns))
+    t0 = time.perf_counter()
+    with _executor(spec_sched) as ex:
+        ranges = plan_ranges(files, batch_size, n_workers=ex.n_workers, rows=rows_per_range)
+        with folder as stage:
+            counts = _gather_inspection(ex, spec, ranges, stage, files, progress, t0,
+                                        spec_sched)
+    secs = time.perf_counter() - t0
+    from wafertk.inspect.runner import InspectionResult
+
+    out = Path(out_dir)
+    return InspectionResult(
+        out_dir=out, n_wafers=counts["n"], n_defective=counts["defective"],
+        n_review=counts["review"], seconds=secs, mode=mode,
+        predictions=out / "predictions.csv", report=(out / "report.html") if report else None,
+        extra=counts["extra"])
+
+
+@contextlib.contextmanager
+def _executor(spec_sched) -> Iterator:
+    if spec_sched is None:
+        try:
+            yield InProcess()
+        finally:
+            _MODELS.clear()
+        return
+    with connect(spec_sched) as client:
+        yield DaskExecutor(client)
+
+
+def _bar(total: int, enabled: bool | None):
+    import sys
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="wafer", unit_scale=True, leave=False)
+
+
+def _gather_inspection(ex, spec: InspectSpec, ranges, stage: Path, files, progress, t0,
+                       spec_sched) -> dict:
+    from wafertk.inspect.output import write_run_file
+
+    builder = None
+    n = n_def = n_rev = 0
+    settings: dict = {}
+    peaks: dict[int, int] = {}
+    bar = _bar(sum(f.n for f in files), progress)
+    with open(stage / "predictions.csv", "w", newline="", encoding="utf-8") as fh:
+        fh.write(",".join(spec.columns) + "\n")
+        for res in ex.map_ordered(inspect_range, [(spec, *r) for r in ranges]):
+            fh.write(res.csv)
+            n += res.n
+            n_def += res.n_defective
+            n_rev += res.n_review
+            settings = settings or res.settings
+            peaks[res.worker_pid] = max(peaks.get(res.worker_pid, 0), res.peak_rss_kib)
+            if res.builder is not None:
+                builder = res.builder if builder is None else builder.merge(res.builder)
+            if bar is not None:
+                bar.update(res.n)
+    if bar is not None:
+        bar.close()
+    seconds = round(time.perf_counter() - t0, 2)
+    source = ", ".join(os.fspath(f.path) for f in files)
+    if spec.report:
+        if builder is None:
+            from wafertk.report import BatchReportBuilder
+
+            builder = BatchReportBuilder(mode=spec.mode)
+        builder.meta.update(source=source, seconds=seconds,
+                            two_phase=spec.mode == "two-phase", **settings)
+        builder.write(stage / "report.html")
+    has_det = spec.mode != "single-phase"
+    extra = {"scheduler": None if spec_sched is None else str(spec_sched),
+             "workers": ex.n_workers, "ranges": len(ranges),
+             "peak_rss_mib_per_worker": sorted(round(v / 1024, 1) for v in peaks.values())}
+    counts = {"n": n, "defective": n_def if has_det else None,
+              "review": n_rev if spec.mode != "detect" else None, "extra": extra}
+    from wafertk import __version__
+
+    inputs = [os.path.abspath(f.path) for f in files]
+    write_run_file(stage, {"wafertk": __version__,
+                           "input": inputs[0] if len(inputs) == 1 else inputs,
+                           "batch_size": spec.batch_size, "report": spec.report, **settings,
+                           "wafers": n, "defective": counts["defective"],
+                           "review": counts["review"], "seconds": seconds,
+                           "scheduler": extra["scheduler"], "workers": extra["workers"],
+                           "ranges": extra["ranges"]})
+    return counts
+
+
+# ------------------------------------------------------------------------------- features
+_UNIONS: dict = {}
+
+
+def _union(sets: tuple[str, ...], params_key: str):
+    import json
+
+    from wafertk.features.extract import make_feature_union
+
+    key = (sets, params_key)
+    if key not in _UNIONS:
+        union = make_feature_union(list(sets), json.loads(params_key) or None).fit(None)
+        _UNIONS[key] = (union, [str(c) for c in union.get_feature_names_out()])
+    return _UNIONS[key]
+
+
+def features_range(sets: tuple[str, ...], params_key: str, batch_size: int, path: str,
+                   start: int, stop: int) -> list:
+    """Feature tables (one per batch) of wafers ``start:stop`` of ``path`` (a worker task)."""
+    from wafertk.data.h5 import WaferFile
+    from wafertk.features.extract import range_frames
+
+    union, names = _union(sets, params_key)
+    with WaferFile(path, allow_empty=True) as f:
+        return range_frames(f, start, stop, union, names, batch_size)
+
+
+def extract_files(inputs, out: str | os.PathLike, sets=None, *, batch_size: int = 2048,
+                  params: dict | None = None, scheduler=None, progress: bool | None = None,
+                  rows_per_range: int | None = None) -> Path:
+    """Feature table of one or many wafer files, on a Dask cluster or in this process.
+
+    The table is the one :func:`wafertk.features.extract_file` writes for the same file (the
+    same bytes: one row group per batch), the files' rows one after the other.
+
+    Parameters
+    ----------
+    inputs : str, path or sequence of them
+        Files and globs (:func:`expand_inputs`).
+    out : str or os.PathLike
+        ``.csv`` for CSV, Parquet otherwise; written atomically.
+    sets : str or sequence of str, optional
+        Feature sets (default :data:`wafertk.features.DEFAULT_SETS`).
+    batch_size : int, default 2048
+    params : dict, optional
+        Constructor keywords per set.
+    scheduler : str, SchedulerSpec or distributed.Client, optional
+        ``"local[:N]"`` or a scheduler address; None runs in this process.
+    progress : bool, optional
+    rows_per_range : int, optional
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import json
+    import sys
+
+    from wafertk.features.extract import parse_sets, write_frames
+
+    if batch_size < 1:
+        raise WafertkError(f"batch size must be at least 1, got {batch_size}")
+    names_sets = tuple(parse_sets(sets))
+    params_key = json.dumps(params or {}, sort_keys=True)
+    union, names = _union(names_sets, params_key)
+    out = Path(out)
+    if out.is_dir():
+        raise WaferFileError(out, "is a folder (the output is a file)")
+    spec_sched = parse_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
+    files = check_inputs(expand_inputs(inputs), allow_empty=True)
+    if spec_sched is not None:
+        import_distributed()
+    if progress is None:
+        progress = sys.stderr.isatty()
+    with _executor(spec_sched) as ex:
+        ranges = plan_ranges(files, batch_size, n_workers=ex.n_workers, rows=rows_per_range)
+        args = [(names_sets, params_key, batch_size, *r) for r in ranges]
+        frames = (df for dfs in ex.map_ordered(features_range, args) for df in dfs)
+        try:
+            write_frames(out, frames, names, total=sum(f.n for f in files), progress=progress)
+        except OSError as exc:
+            raise WaferFileError(out, f"cannot write ({exc.strerror or exc})") from None
+    return out
+
+
+__all__ = [
+    "DaskExecutor",
+    "InProcess",
+    "InputFile",
+    "InspectSpec",
+    "RangeResult",
+    "SchedulerSpec",
+    "check_inputs",
+    "connect",
+    "expand_inputs",
+    "extract_files",
+    "features_range",
+    "import_distributed",
+    "inspect_files",
+    "inspect_range",
+    "n_workers",
+    "parse_scheduler",
+    "plan_ranges",
+    "worker_model",
+]
