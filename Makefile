@@ -25,7 +25,7 @@ LINKS  := $(VENV)/.wafertk-links-$(FILES_ID)
 
 $(STAMP): pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e ".[test]" $(EDITABLE)
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e ".[test,dask]" $(EDITABLE)
 	@touch $(STAMP)
 
 $(LINKS): $(STAMP)

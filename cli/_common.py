@@ -63,6 +63,56 @@ def quiet_option(func):
                         help="No summary line and no progress bar.")(func)
 
 
+def scheduler_option(func):
+    """``--scheduler ADDRESS|local[:N]``: run on a Dask cluster (:mod:`wafertk.distributed`)."""
+    return click.option(
+        "--scheduler", "scheduler", default=None, metavar="ADDRESS|local[:N]",
+        help="Run on a Dask cluster: a running scheduler's address (tcp://host:8786) or "
+             "local[:N] for N local worker processes started for this run (needs "
+             "pip install 'wafertk[dask]'; docs/scale-out.md).")(func)
+
+
+def _quiet_dask() -> None:
+    """Dask's own INFO lines (cluster start, workers joining) off standard error unless
+    ``--verbose``: a command prints its one summary line."""
+    if verbose():
+        return
+    try:
+        import distributed  # noqa: F401  (its logging set-up runs at import)
+    except ImportError:  # the command says how to install it
+        return
+    for name in ("distributed", "xgboost.dask"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def expand_wafer_inputs(wafers, scheduler: str | None):
+    """The input paths of a command taking ``WAFERS...`` (files or globs), checked.
+
+    Returns None for the plain single-process case (one existing path, no scheduler): the
+    command then runs exactly as before. Otherwise the expanded list, each path checked with
+    :func:`check_input_file`, and ``--scheduler`` parsed (so a bad value fails first).
+    """
+    import glob
+
+    wafers = list(wafers)
+    if not wafers:
+        raise WafertkError("no input file given (WAFERS: one or more files or globs)")
+    if scheduler is not None:
+        from wafertk.distributed import parse_scheduler
+
+        parse_scheduler(scheduler)
+        _quiet_dask()
+    if scheduler is None and len(wafers) == 1 and (
+            Path(wafers[0]).exists() or not glob.has_magic(str(wafers[0]))):
+        return None
+    from wafertk.distributed import expand_inputs
+
+    paths = expand_inputs(wafers)
+    for p in paths:
+        check_input_file(p)
+    return paths
+
+
 def summary(path: str | os.PathLike, details: str, seconds: float) -> str:
     """The one summary line every command prints: ``wrote PATH: DETAILS in 1.2 s``."""
     return f"wrote {path}: {details} in {seconds:.1f} s"

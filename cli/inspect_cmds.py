@@ -15,10 +15,12 @@ from ._common import (
     check_input_file,
     check_output,
     echo_summary,
+    expand_wafer_inputs,
     handle_errors,
     import_tensorflow,
     output_option,
     quiet_option,
+    scheduler_option,
 )
 
 _OUT_HELP = ("Output folder: predictions.csv, report.html, run.json (replaced as one unit "
@@ -41,8 +43,31 @@ def _common_checks(wafers: Path, output: Path, batch_size: int, models=()) -> No
         check_model(spec, role)
 
 
+def _run_scaled(paths, output: Path, batch_size: int, models, scheduler: str | None,
+                **kwargs):
+    """Many files and/or a Dask cluster (:func:`wafertk.distributed.inspect_files`).
+
+    Every check (paths, output folder, each file's schema and that they agree, the models'
+    manifests, the scheduler's form) comes before anything starts; TensorFlow is imported
+    in this process only when it runs the models itself (no scheduler).
+    """
+    from wafertk.distributed import check_inputs, inspect_files
+    from wafertk.inspect import OutputFolder
+    from wafertk.inspect.runner import check_batch_size, check_model
+
+    check_output(output, folder=True, inputs=paths)
+    check_batch_size(batch_size)
+    OutputFolder(output).check()
+    files = check_inputs(paths)
+    for spec, role in models:
+        check_model(spec, role)
+    if scheduler is None:
+        import_tensorflow()
+    return inspect_files(files, output, batch_size=batch_size, scheduler=scheduler, **kwargs)
+
+
 @click.command("detect", short_help="Phase 1: flag defective wafers (good vs defective).")
-@click.argument("wafers", type=click.Path(path_type=Path))
+@click.argument("wafers", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option(_OUT_HELP)
 @click.option("--model", "--detector", "model",
               help="Detector: a shipped model name or a model folder (default: the shipped "
@@ -51,22 +76,33 @@ def _common_checks(wafers: Path, output: Path, batch_size: int, models=()) -> No
 @click.option("--threshold", type=float, default=None,
               help="Decision threshold on P(defective), in (0, 1) (default: the model's).")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
+@scheduler_option
 @quiet_option
 @handle_errors
-def detect(wafers, output, model, batch_size, threshold, no_report, quiet) -> None:
+def detect(wafers, output, model, batch_size, threshold, no_report, scheduler, quiet) -> None:
     """Phase 1: flag defective wafers (good vs defective) of WAFERS.
 
-    Writes OUTPUT/predictions.csv (wafer_id, lot, wafer_index, p_defect, defective),
-    OUTPUT/report.html and OUTPUT/run.json.
+    WAFERS is one wafers.h5 file, several, or a quoted glob ('archive/*.h5'); their rows
+    follow one another in the output. Writes OUTPUT/predictions.csv (wafer_id, lot,
+    wafer_index, p_defect, defective), OUTPUT/report.html and OUTPUT/run.json.
 
     \b
-    Example:
+    Examples:
       wafertk detect wafers.h5 -o out/
+      wafertk detect 'archive/*.h5' -o out/ --scheduler local:2
     """
     from wafertk.inspect.model import check_unit_interval
 
     t0 = time.perf_counter()
     check_unit_interval(threshold, "--threshold", open_low=True, open_high=True)
+    paths = expand_wafer_inputs(wafers, scheduler)
+    if paths is not None:
+        res = _run_scaled(paths, output, batch_size, [(model, "detector")], scheduler,
+                          mode="detect", detector=model, report=not no_report,
+                          threshold=threshold, progress=False if quiet else None)
+        echo_summary(quiet, output, res.details(), t0)
+        return
+    wafers = wafers[0]
     _common_checks(wafers, output, batch_size, [(model, "detector")])
     import_tensorflow()
     from wafertk.inspect import detect as run
@@ -77,7 +113,7 @@ def detect(wafers, output, model, batch_size, threshold, no_report, quiet) -> No
 
 
 @click.command("classify", short_help="Name the defect pattern of every wafer (two-phase).")
-@click.argument("wafers", type=click.Path(path_type=Path))
+@click.argument("wafers", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option(_OUT_HELP)
 @click.option("--two-phase", "mode", flag_value="two-phase", default=True,
               help="Phase 2 only on the wafers phase 1 flags (the default).")
@@ -96,23 +132,27 @@ def detect(wafers, output, model, batch_size, threshold, no_report, quiet) -> No
               help="Flag wafers for review below this confidence, in [0, 1] (default: the "
                    "model's, 0.6).")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
+@scheduler_option
 @quiet_option
 @handle_errors
 def classify(wafers, output, mode, detector, classifier, batch_size, threshold,
-             review_below, no_report, quiet) -> None:
+             review_below, no_report, scheduler, quiet) -> None:
     """Name the defect pattern of every wafer of WAFERS (two-phase by default).
 
     Phase 1 flags defective wafers; phase 2 names the pattern of the flagged ones, and the
     others are 'none'. --single-phase skips phase 1 and names a pattern for EVERY wafer: use it
     only for wafers already known to be defective.
 
-    Writes OUTPUT/predictions.csv, OUTPUT/report.html and OUTPUT/run.json.
+    WAFERS is one wafers.h5 file, several, or a quoted glob ('archive/*.h5'); their rows
+    follow one another in the output. Writes OUTPUT/predictions.csv, OUTPUT/report.html and
+    OUTPUT/run.json. --scheduler runs it on a Dask cluster (docs/scale-out.md).
 
     \b
     Examples:
       wafertk classify wafers.h5 -o out/
       wafertk classify wafers.h5 -o out/ --classifier xgboost
       wafertk classify --single-phase known_defective.h5 -o out/
+      wafertk classify 'archive/*.h5' -o out/ --scheduler tcp://10.0.0.5:8786
     """
     from wafertk.errors import WafertkError
     from wafertk.inspect.model import check_unit_interval
@@ -130,6 +170,15 @@ def classify(wafers, output, mode, detector, classifier, batch_size, threshold,
     models = [(classifier, "classifier")]
     if mode == "two-phase":
         models.append((detector, "detector"))
+    paths = expand_wafer_inputs(wafers, scheduler)
+    if paths is not None:
+        res = _run_scaled(paths, output, batch_size, models, scheduler, mode=mode,
+                          detector=detector, classifier=classifier, report=not no_report,
+                          threshold=threshold, review_below=review_below,
+                          progress=False if quiet else None)
+        echo_summary(quiet, output, res.details(), t0)
+        return
+    wafers = wafers[0]
     _common_checks(wafers, output, batch_size, models)
     import_tensorflow()
     from wafertk.inspect import classify as run

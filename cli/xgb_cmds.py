@@ -14,16 +14,19 @@ from ._common import (
     check_input_file,
     check_output,
     echo_summary,
+    expand_wafer_inputs,
     handle_errors,
     import_tensorflow,
     output_option,
     quiet_option,
+    scheduler_option,
 )
 
 
 @click.command("xgboost", short_help="Train the XGBoost baseline on wafer-map features.")
-@click.option("--data", "data", required=True, type=click.Path(path_type=Path),
-              help="Labeled wafers.h5 file.")
+@click.option("--data", "data", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Labeled wafers.h5 file; with --scheduler, repeat it or give a quoted glob "
+                   "for many files.")
 @output_option("Run folder (written atomically; replaced if it exists).")
 @click.option("--config", "config",
               help="Packaged config name or YAML path (default: the packaged config "
@@ -32,32 +35,49 @@ from ._common import (
               help="Override classes: the 8 defect patterns or all 9 classes.")
 @click.option("--seed", type=int, help="Override seed (split and XGBoost).")
 @click.option("--jobs", "-j", "jobs", type=int, help="Override n_jobs.")
+@scheduler_option
 @quiet_option
 @handle_errors
-def train_xgboost_cmd(data: Path, output: Path, config: str | None, classes: str | None,
-                      seed: int | None, jobs: int | None, quiet: bool) -> None:
+def train_xgboost_cmd(data: tuple[Path, ...], output: Path, config: str | None,
+                      classes: str | None, seed: int | None, jobs: int | None,
+                      scheduler: str | None, quiet: bool) -> None:
     """Train the XGBoost baseline on wafer-map features.
 
     Makes a lot-disjoint stratified validation split first, trains with balanced sample
     weights and early stopping on it, and writes model.json, manifest.json, config.yaml and
     the validation report (report.json/.md/.html) into the run folder.
 
+    With --scheduler, features are extracted on a Dask cluster from every --data file and
+    the model is trained with xgboost.dask (docs/scale-out.md).
+
     \b
-    Example:
+    Examples:
       wafertk train xgboost --data train.h5 -o models/xgb
+      wafertk train xgboost --data 'archive/*.h5' -o models/xgb --scheduler local:2
     """
     from wafertk.baseline.train import XGBoostTrainConfig, train_xgboost
     from wafertk.config import load_config
     from wafertk.data.h5 import read_wafers
+    from wafertk.errors import WafertkError
 
     t0 = time.perf_counter()
-    data = check_input_file(data)
-    output = check_output(output, folder=True, marker="manifest.json")
+    paths = expand_wafer_inputs(data, scheduler)
+    if paths is not None and scheduler is None:
+        raise WafertkError("several --data files (or a glob) need --scheduler (local:N runs "
+                           "on this machine)")
+    output = check_output(output, folder=True, marker="manifest.json",
+                          inputs=paths or [data[0]])
     cfg = load_config(XGBoostTrainConfig, config or "xgboost",
                       {"classes": classes, "seed": seed, "n_jobs": jobs},
                       labels={"classes": "--classes", "seed": "--seed", "n_jobs": "--jobs"})
-    ws = read_wafers(data)
-    path = train_xgboost(ws, output, cfg, data_path=str(data))
+    if paths is not None:
+        from wafertk.distributed import check_inputs, train_xgboost_files
+
+        path = train_xgboost_files(check_inputs(paths), output, cfg, scheduler=scheduler)
+    else:
+        data = check_input_file(data[0])
+        ws = read_wafers(data)
+        path = train_xgboost(ws, output, cfg, data_path=str(data))
     import json
 
     report = json.loads((path / "report.json").read_text())["metrics"]

@@ -315,6 +315,14 @@ def check_inputs(paths: Sequence[str | os.PathLike], *, allow_empty: bool = Fals
     return files
 
 
+def _checked(inputs, *, allow_empty: bool = False) -> list[InputFile]:
+    """``inputs`` as checked files (a list of :class:`InputFile` is taken as already checked)."""
+    if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(f, InputFile)
+                                                            for f in inputs):
+        return list(inputs)
+    return check_inputs(expand_inputs(inputs), allow_empty=allow_empty)
+
+
 def plan_ranges(files: Sequence[InputFile], batch_size: int, *, n_workers: int = 1,
                 rows: int | None = None) -> list[tuple[str, int, int]]:
     """``(path, start, stop)`` ranges of whole batches covering every file, in order.
@@ -463,7 +471,8 @@ def inspect_files(inputs, out_dir: str | os.PathLike, *, mode: str = "two-phase"
     Parameters
     ----------
     inputs : str, path or sequence of them
-        Files and globs (:func:`expand_inputs`); all must share one schema.
+        Files and globs (:func:`expand_inputs`); all must share one schema. A list of
+        :class:`InputFile` (from :func:`check_inputs`) is not checked again.
     out_dir : str or os.PathLike
         Output folder (``predictions.csv``, ``report.html``, ``run.json``), replaced as one
         unit when the run completes; rows in input order (files in the order given, globs
@@ -502,7 +511,7 @@ def inspect_files(inputs, out_dir: str | os.PathLike, *, mode: str = "two-phase"
     spec_sched = parse_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
     folder = OutputFolder(out_dir)
     folder.check()
-    files = check_inputs(expand_inputs(inputs))
+    files = _checked(inputs)
     if mode != "single-phase":
         check_model(detector, "detector")
     if mode != "detect":
@@ -678,7 +687,7 @@ def extract_files(inputs, out: str | os.PathLike, sets=None, *, batch_size: int 
     if out.is_dir():
         raise WaferFileError(out, "is a folder (the output is a file)")
     spec_sched = parse_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
-    files = check_inputs(expand_inputs(inputs), allow_empty=True)
+    files = _checked(inputs, allow_empty=True)
     if spec_sched is not None:
         import_distributed()
     if progress is None:
@@ -692,6 +701,191 @@ def extract_files(inputs, out: str | os.PathLike, sets=None, *, batch_size: int 
         except OSError as exc:
             raise WaferFileError(out, f"cannot write ({exc.strerror or exc})") from None
     return out
+
+
+# ------------------------------------------------------------------------------- XGBoost
+def _read_labels(files: Sequence[InputFile]) -> tuple:
+    """Labels, lots and wafer ids of every file, concatenated (the split needs only these)."""
+    import numpy as np
+
+    from wafertk.data.h5 import WaferFile
+
+    labels, lots, ids = [], [], []
+    for f in files:
+        with WaferFile(f.path) as wf:
+            lab = wf.read_column("label")
+            lot = wf.read_column("lot")
+            wid = wf.read_column("wafer_id")
+        n = f.n
+        labels.append(np.full(n, "", object) if lab is None else lab.astype(str).astype(object))
+        lots.append(np.full(n, "", object) if lot is None else lot.astype(str).astype(object))
+        ids.append(np.array([f"{f.path}:{i}" for i in range(n)], object) if wid is None
+                   else np.char.add(f"{f.path}:", wid.astype(str)).astype(object))
+    return (np.concatenate(labels).astype(str), np.concatenate(lots).astype(str),
+            np.concatenate(ids).astype(str))
+
+
+def xgb_features_range(sets: tuple[str, ...], params_key: str, batch_size: int, path: str,
+                       start: int, stop: int, rows) -> object:
+    """Features (float32) of the wafers ``rows`` (offsets from ``start``) of a range."""
+    import numpy as np
+
+    from wafertk.data.h5 import WaferFile
+
+    union, names = _union(sets, params_key)
+    out = np.empty((len(rows), len(names)), np.float32)
+    if not len(rows):
+        return out
+    k = 0
+    with WaferFile(path) as f:
+        for a in range(start, stop, batch_size):
+            b = min(a + batch_size, stop)
+            sel = rows[(rows >= a - start) & (rows < b - start)] - (a - start)
+            if len(sel):
+                ws = f.read(a, b).take(sel)
+                out[k:k + len(sel)] = union.transform(ws).astype(np.float32, copy=False)
+                k += len(sel)
+    return out
+
+
+def train_xgboost_files(inputs, out: str | os.PathLike, cfg, *, scheduler,
+                        batch_size: int = 2048, rows_per_range: int | None = None) -> Path:
+    """Train the XGBoost baseline with ``xgboost.dask`` on the labeled wafers of many files.
+
+    The lot-disjoint stratified validation split is the one ``wafertk train xgboost`` makes
+    (:func:`wafertk.data.splits.validation_split` over all labeled wafers, then restricted
+    to the config's classes), computed on the client from the label and lot columns only.
+    Features are extracted on the workers, range by range, and stay there as the chunks of
+    the training and validation matrices; ``xgboost.dask.train`` trains on them (balanced
+    sample weights, early stopping on the validation part). The run folder is the one
+    :func:`wafertk.baseline.train.train_xgboost` writes.
+
+    Parameters
+    ----------
+    inputs : str, path or sequence of them
+        Labeled files and globs, one schema.
+    out : str or os.PathLike
+        Run folder (written atomically).
+    cfg : wafertk.baseline.train.XGBoostTrainConfig
+    scheduler : str, SchedulerSpec or distributed.Client
+    batch_size : int, default 2048
+    rows_per_range : int, optional
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import numpy as np
+
+    from wafertk.baseline.train import data_error, write_run
+    from wafertk.data.splits import lot_stratified_split
+
+    files = _checked(inputs)
+    where = files[0].path if len(files) == 1 else None
+    if not files[0].has_labels:
+        raise data_error(files[0].path, "no labeled wafers to train on")
+    labels, lots, ids = _read_labels(files)
+    classes = cfg.class_list()
+    labeled = np.flatnonzero(labels != "")
+    present = sorted(set(labels[labeled][np.isin(labels[labeled], classes)].tolist()))
+    if len(present) < 2:
+        raise data_error(where, f"needs labeled wafers of at least two of the classes "
+                         f"{', '.join(classes)} to train, found {', '.join(present) or 'none'}")
+    lab = labels[labeled]
+    groups = lots[labeled] if not (lots[labeled] == "").all() else ids[labeled]
+    tr, va = lot_stratified_split(lab, groups, (1 - cfg.val_fraction, cfg.val_fraction),
+                                  random_state=cfg.seed)
+    keep = np.isin(lab, classes)
+    tr, va = np.sort(labeled[tr[keep[tr]]]), np.sort(labeled[va[keep[va]]])
+    if len(tr) == 0 or len(va) == 0:
+        raise data_error(where, f"too few labeled lots for a lot-disjoint split "
+                         f"({len(tr)} training, {len(va)} validation wafers)")
+    lookup = {c: i for i, c in enumerate(classes)}
+    codes = np.array([lookup.get(c, -1) for c in labels.tolist()], np.int64)
+    counts = np.bincount(codes[tr], minlength=len(classes)).astype(np.float64)
+    cw = np.where(counts > 0, len(tr) / (np.count_nonzero(counts) * np.maximum(counts, 1)),
+                  0.0) if cfg.class_weight == "balanced" else np.ones(len(classes))
+    clf = cfg.make_classifier()
+    sets = tuple(clf._sets())
+    params_key = json_key(cfg.feature_params)
+    names = _union(sets, params_key)[1]
+    import_distributed()
+    t0 = time.perf_counter()
+    with connect(scheduler) as client:
+        import dask.array as da
+        from dask import delayed
+        from xgboost import dask as dxgb
+
+        ranges = plan_ranges(files, batch_size, n_workers=n_workers(client),
+                             rows=rows_per_range)
+        bases = np.cumsum([0] + [f.n for f in files])[:-1]
+        base_of = {os.fspath(f.path): int(b) for f, b in zip(files, bases, strict=True)}
+
+        def matrix(rows_all: np.ndarray):
+            chunks, ys, ws = [], [], []
+            for path, a, b in ranges:
+                g0 = base_of[path]
+                sel = rows_all[(rows_all >= g0 + a) & (rows_all < g0 + b)]
+                if not len(sel):
+                    continue
+                task = delayed(xgb_features_range, pure=True)(
+                    sets, params_key, batch_size, path, a, b, sel - g0 - a)
+                chunks.append(da.from_delayed(task, shape=(len(sel), len(names)),
+                                              dtype=np.float32))
+                ys.append(codes[sel])
+                ws.append(cw[codes[sel]])
+            sizes = (tuple(len(y) for y in ys),)
+            y = da.from_array(np.concatenate(ys), chunks=sizes)
+            w = da.from_array(np.concatenate(ws), chunks=sizes)
+            x = da.concatenate(chunks, axis=0)
+            x, y, w = client.persist([x, y, w])
+            return x, y, w
+
+        X, y, w = matrix(tr)
+        Xv, yv, wv = matrix(va)
+        dtrain = dxgb.DaskDMatrix(client, X, y, weight=w, feature_names=names)
+        dval = dxgb.DaskDMatrix(client, Xv, yv, weight=wv, feature_names=names)
+        t_feat = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        params = clf._xgb_params(len(classes))
+        params.pop("nthread", None)  # each worker uses its own threads
+        es = cfg.early_stopping_rounds
+        res = dxgb.train(client, params, dtrain, num_boost_round=int(cfg.n_estimators),
+                         evals=[(dtrain, "train"), (dval, "validation")],
+                         early_stopping_rounds=es, verbose_eval=False)
+        booster = res["booster"]
+        t_fit = time.perf_counter() - t0
+        proba = np.asarray(dxgb.predict(client, booster, dval).compute(), np.float64)
+        workers = n_workers(client)
+    clf.booster_ = booster
+    clf.evals_result_ = res.get("history", {})
+    clf.best_iteration_ = int(getattr(booster, "best_iteration", booster.num_boosted_rounds()
+                                      - 1) if es else booster.num_boosted_rounds() - 1)
+    clf.classes_ = np.asarray(classes, dtype=object)
+    clf.feature_names_ = names
+    clf.n_features_in_ = len(names)
+    clf.manifest = None
+    if proba.ndim == 1:
+        proba = proba.reshape(len(va), len(classes))
+    metrics = write_run(out, clf, cfg, proba, labels[va], extra={
+        "data": [f.path.name for f in files],
+        "split": "validation_split: lot-disjoint, stratified over all labeled wafers",
+        "seed": cfg.seed, "n_train": int(len(tr)), "n_validation": int(len(va)),
+        "train_lots": int(len(np.unique(lots[tr]))),
+        "validation_lots": int(len(np.unique(lots[va]))), "best_iteration": clf.best_iteration_,
+        "feature_seconds": round(t_feat, 2), "fit_seconds": round(t_fit, 2),
+        "n_features": len(names), "trainer": "xgboost.dask", "workers": workers,
+    })
+    log.info("validation accuracy %.4f, macro-F1 %.4f", metrics["accuracy"],
+             metrics["macro_f1"])
+    return Path(out)
+
+
+def json_key(params: dict | None) -> str:
+    """A hashable, canonical form of feature-set parameters (the per-worker cache key)."""
+    import json
+
+    return json.dumps(params or {}, sort_keys=True)
 
 
 __all__ = [
@@ -712,5 +906,6 @@ __all__ = [
     "n_workers",
     "parse_scheduler",
     "plan_ranges",
+    "train_xgboost_files",
     "worker_model",
 ]

@@ -176,10 +176,6 @@ def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig,
     pathlib.Path
         ``out``.
     """
-    from wafertk._atomic import atomic_path
-    from wafertk.config import save_config, to_dict
-    from wafertk.evaluate import classification_metrics, write_evaluation_report
-
     train, val = split_for_training(ws, cfg, data_path=data_path)
     log.info("split: %d training, %d validation wafers (lot-disjoint)", len(train), len(val))
     clf = cfg.make_classifier()
@@ -192,10 +188,7 @@ def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig,
                      classes=cfg.class_list())
     t_fit = time.perf_counter() - t0
     proba = clf.predict_proba_features(Xv)
-    y_pred = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
-    metrics = classification_metrics(val.label_strings().astype(str), y_pred,
-                                     list(clf.classes_), proba=proba)
-    extra = {
+    metrics = write_run(out, clf, cfg, proba, val.label_strings().astype(str), extra={
         "data": str(Path(data_path).name) if data_path else None,
         "split": "validation_split: lot-disjoint, stratified over all labeled wafers",
         "seed": cfg.seed, "n_train": len(train), "n_validation": len(val),
@@ -203,16 +196,49 @@ def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig,
         int(len(np.unique(val.lot))), "best_iteration": clf.best_iteration_,
         "feature_seconds": round(t_feat, 2), "fit_seconds": round(t_fit, 2),
         "n_features": len(clf.feature_names_),
-    }
+    })
+    log.info("validation accuracy %.4f, macro-F1 %.4f", metrics["accuracy"],
+             metrics["macro_f1"])
+    return Path(out)
+
+
+def write_run(out: str | os.PathLike, clf, cfg: XGBoostTrainConfig, proba: np.ndarray,
+              y_val: np.ndarray, *, extra: dict) -> dict:
+    """Write a trained model's run folder atomically: model, config, validation report.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        Run folder, replaced only when everything is written.
+    clf : XGBoostWaferClassifier
+        Fitted.
+    cfg : XGBoostTrainConfig
+    proba : ndarray of shape (n_val, n_classes)
+        Validation probabilities over ``clf.classes_``.
+    y_val : ndarray of str, shape (n_val,)
+        Validation labels.
+    extra : dict
+        Run details for the report (``n_train`` and ``n_validation`` are required).
+
+    Returns
+    -------
+    dict
+        The validation metrics (:func:`wafertk.evaluate.classification_metrics`).
+    """
+    from wafertk._atomic import atomic_path
+    from wafertk.config import save_config, to_dict
+    from wafertk.evaluate import classification_metrics, write_evaluation_report
+
+    y_pred = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
+    metrics = classification_metrics(np.asarray(y_val).astype(str), y_pred,
+                                     list(clf.classes_), proba=proba)
     summary = {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
     with atomic_path(out, directory=True) as tmp:
         clf.save(tmp, extra={"validation": summary, "config": to_dict(cfg),
-                             "n_train": len(train), "n_validation": len(val),
+                             "n_train": extra["n_train"], "n_validation": extra["n_validation"],
                              "split": {"function": "validation_split",
                                        "val_fraction": cfg.val_fraction, "seed": cfg.seed}})
         save_config(cfg, tmp / "config.yaml")
         write_evaluation_report(tmp, title="XGBoost baseline: lot-disjoint validation split",
                                 metrics=metrics, extra=extra)
-    log.info("validation accuracy %.4f, macro-F1 %.4f", metrics["accuracy"],
-             metrics["macro_f1"])
-    return Path(out)
+    return metrics
