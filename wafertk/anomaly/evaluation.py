@@ -145,8 +145,12 @@ def choose_threshold(scores, y_true=None, *, contamination: float = 0.05,
     if t is None or t.all() or not t.any():
         raise WafertkError(f"threshold method {method!r} needs labels of both kinds")
     if method == "f1":
-        rows = threshold_sweep(t, s, n_points=201)
-        return float(max(rows, key=lambda r: (r["f1"], r["threshold"]))["threshold"])
+        from sklearn.metrics import precision_recall_curve
+
+        prec, rec, thr = precision_recall_curve(t, s)  # thresholds: the scores themselves
+        f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-300), 0.0)
+        best = np.flatnonzero(f1[:-1] == f1[:-1].max())
+        return float(thr[best].max())
     if method == "recall":
         pos = np.sort(s[t])[::-1]
         k = max(int(np.ceil(target_recall * len(pos))) - 1, 0)
