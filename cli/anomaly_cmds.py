@@ -50,7 +50,7 @@ def _list(value: str | None, cast=str) -> list | None:
             from None
 
 
-@click.group("anomaly")
+@click.group("anomaly", short_help="Unsupervised anomaly detectors: train, score.")
 def anomaly_group() -> None:
     """Unsupervised anomaly detection: learn normal wafers (or images), score new ones.
 
