@@ -1,8 +1,8 @@
 """Data files of the shipped models' recipe (used by ``benchmarks/train_shipped.sh``).
 
     python benchmarks/shipped_data.py train WORK/train.h5
-    python benchmarks/shipped_data.py production-validation WORK/detector WORK/train.h5 \
-        WORK/production_validation.h5
+    python benchmarks/shipped_data.py production-validation WORK/train.h5 \
+        WORK/production_validation.h5 [--check-run WORK/detector]
 
 ``train``: every labelled wafer the shipped models may learn from: the WM-811K Training
 partition plus the lots of Test A (``wm811k_test_a.npz``) that are neither in the production
@@ -10,10 +10,12 @@ test (:func:`wafertk.data.splits.production_test_lots`, which nothing tunes on) 
 bundled demo sample (``data/wafers.h5``, kept unseen). Ids are ``lswmd-<row of LSWMD.pkl>``;
 the ``partition`` column says where each wafer comes from.
 
-``production-validation``: the wafers of a run's lot-disjoint validation split
-(``RUN/validation.csv``) that come from Test A lots: whole production lots at the production
-defect rate, never trained on, on which the decision threshold, temperatures and review level
-are fitted (``wafertk calibrate``).
+``production-validation``: the wafers of the recipes' lot-disjoint validation split
+(:func:`wafertk.data.splits.validation_split` with the packaged configs' fraction and seed,
+the split every shipped model's training run makes) that come from Test A lots: whole
+production lots at the production defect rate, never trained on, on which the decision
+threshold, temperatures and review level are fitted (``wafertk calibrate``). ``--check-run``
+checks the split against a training run's ``validation.csv``.
 """
 
 from __future__ import annotations
@@ -44,16 +46,25 @@ def make_train(out: Path) -> None:
           f"{len(np.unique(lots[keep]))} Test A lots) -> {out}")
 
 
-def make_production_validation(run: Path, train_h5: Path, out: Path) -> None:
-    import pandas as pd
-
+def make_production_validation(train_h5: Path, out: Path, check_run: Path | None = None,
+                               fraction: float = 0.2, seed: int = 0) -> None:
     from wafertk.data import read_wafers, write_wafers
+    from wafertk.data.splits import validation_split
 
-    val = pd.read_csv(run / "validation.csv", dtype=str, keep_default_na=False)
     ws = read_wafers(train_h5, with_extras=True)
-    ids = ws.wafer_id.astype(str)
-    rows = np.flatnonzero(np.isin(ids, val["wafer_id"].to_numpy())
-                          & (ws.extras["partition"].astype(str) == "Test"))
+    ws = ws.take(ws.labeled_mask())
+    split = validation_split(ws, fraction, seed)
+    if check_run is not None:
+        import pandas as pd
+
+        val = pd.read_csv(check_run / "validation.csv", dtype=str, keep_default_na=False)
+        mine = set(ws.wafer_id.astype(str)[split.val].tolist())
+        theirs = set(val["wafer_id"].tolist())
+        if not theirs <= mine:
+            raise SystemExit(f"{check_run}: its validation wafers are not this split's")
+    val_rows = np.zeros(len(ws), bool)
+    val_rows[split.val] = True
+    rows = np.flatnonzero(val_rows & (ws.extras["partition"].astype(str) == "Test"))
     sub = ws.take(rows)
     write_wafers(sub, out)
     defect = (sub.label_strings() != "none").mean()
@@ -67,14 +78,14 @@ def main() -> None:
     t = sub.add_parser("train")
     t.add_argument("out", type=Path)
     v = sub.add_parser("production-validation")
-    v.add_argument("run", type=Path)
     v.add_argument("train_h5", type=Path)
     v.add_argument("out", type=Path)
+    v.add_argument("--check-run", type=Path, default=None)
     args = ap.parse_args()
     if args.what == "train":
         make_train(args.out)
     else:
-        make_production_validation(args.run, args.train_h5, args.out)
+        make_production_validation(args.train_h5, args.out, args.check_run)
     return 0
 
 

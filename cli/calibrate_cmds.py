@@ -33,11 +33,14 @@ from ._common import (
 @click.option("--detector", "detector", default=None,
               help="Classifier: choose the review level on the two-phase output with this "
                    "detector over all wafers (as classify flags them).")
+@click.option("--tta", type=click.Choice(["none", "flip", "rot4", "d4"]), default=None,
+              help="CNNs: test-time augmentation of the new model (outputs averaged over "
+                   "rotations/flips; decisions fitted with it). Default: the model's own.")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @quiet_option
 @handle_errors
 def calibrate(model, wafers, output, target_recall, min_precision, max_error, coverage,
-              detector, batch_size, quiet) -> None:
+              detector, tta, batch_size, quiet) -> None:
     """Refit MODEL's threshold, temperature and review level on labelled WAFERS.
 
     The first thing a new fab does: the shipped models' decisions were fitted on WM-811K
@@ -76,7 +79,8 @@ def calibrate(model, wafers, output, target_recall, min_precision, max_error, co
 
     res = calibrate_model(model, wafers, output, target_recall=target_recall,
                           min_precision=min_precision, max_error=max_error,
-                          coverage=coverage, detector=detector, batch_size=batch_size)
+                          coverage=coverage, detector=detector, batch_size=batch_size,
+                          tta=tta)
     echo_summary(quiet, output, res.details(), t0)
 
 

@@ -104,6 +104,24 @@ def test_calibrated_classifier_review_level(labelled, tmp_path):
     assert res.n == keep.sum() and "review level" in res.details()
 
 
+@pytest.mark.tf
+def test_calibrated_detector_with_tta(labelled, tmp_path):
+    """--tta: the new folder applies the augmentation, fitted on the augmented outputs."""
+    ws, path = labelled
+    res = calibrate_model("detector", path, tmp_path / "det", min_precision=0.7, tta="rot4")
+    assert res.changes["tta"] == ("none", "rot4")
+    det = load_model(tmp_path / "det", kind="cnn-detector")
+    assert det.tta == "rot4"
+    y = (ws.label_strings() != "none").astype(int)
+    prec, rec = _figures(y, det.predict_proba(ws)[:, 1], det.threshold)
+    assert (prec, rec) == pytest.approx((res.after["precision"], res.after["recall"]))
+    with pytest.raises(WafertkError, match="not to xgboost-classifier"):
+        calibrate_model("xgboost", path, tmp_path / "x", tta="d4")
+    with pytest.raises(WafertkError, match="unknown test-time augmentation"):
+        calibrate_model("detector", path, tmp_path / "x", tta="d8")
+    assert not (tmp_path / "x").exists()
+
+
 def test_calibrated_xgboost_review_level(labelled, tmp_path):
     """XGBoost has no temperature: its review level and conformal sets are refitted."""
     ws, path = labelled

@@ -221,8 +221,8 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
                     out_dir: str | os.PathLike, *, rule: str = "f1",
                     target_recall: float | None = None, min_precision: float | None = None,
                     max_error: float = 0.02, coverage: float = 0.9,
-                    detector: str | os.PathLike | None = None, batch_size: int = 1024
-                    ) -> CalibrationResult:
+                    detector: str | os.PathLike | None = None, batch_size: int = 1024,
+                    tta: str | None = None) -> CalibrationResult:
     """Refit a model's temperature, threshold or review level on labelled wafers.
 
     Parameters
@@ -248,6 +248,11 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         recalibrated classifier over *all* the wafers (``none`` included), as ``classify``
         flags them, instead of on the defect wafers alone.
     batch_size : int, default 1024
+    tta : {"none", "flip", "rot4", "d4"}, optional
+        CNNs: the test-time augmentation the new model applies
+        (:data:`wafertk.models.predictors.TTA_TRANSFORMS`, recorded as ``extra.tta``); its
+        temperature, threshold and review level are fitted on the augmented outputs.
+        Default: keep the model's own setting.
 
     Returns
     -------
@@ -276,10 +281,19 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
     src = resolve_model(model)
     predictor = load_model(src, kind=("cnn-detector", "cnn-classifier", "xgboost-classifier"))
     man = load_manifest(src)
+    if tta is not None:
+        from wafertk.models.predictors import check_tta
+
+        check_tta(tta)
+        if not hasattr(predictor, "tta"):
+            raise WafertkError(f"--tta applies to the CNN models, not to {man.kind}")
     ws = _labeled_wafers(wafers)
     labels = ws.label_strings().astype(str)
     extra = dict(man.extra or {})
     changes: dict[str, tuple[Any, Any]] = {}
+    if tta is not None and tta != predictor.tta:
+        changes["tta"] = (predictor.tta, tta)
+        extra["tta"] = predictor.tta = tta
     has_t = hasattr(predictor, "temperature")
     t_old = float(getattr(predictor, "temperature", 1.0) or 1.0)
 
@@ -300,7 +314,7 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         before = {k: b0[k] for k in ("recall", "precision", "f1")}
         after = {k: b1[k] for k in ("recall", "precision", "f1")}
         extra.update(temperature=t_old * scale, threshold=thr)
-        changes = {"temperature": (t_old, t_old * scale), "threshold": (thr_old, thr)}
+        changes.update({"temperature": (t_old, t_old * scale), "threshold": (thr_old, thr)})
         prevalence = float(y.mean())
         used = len(ws)
     else:

@@ -287,3 +287,61 @@ def test_default_config_is_the_packaged_recipe(monkeypatch, tmp_path):
         assert r.exit_code == 2 and "stop here" in r.output
         assert seen[task] == load_config(CnnTrainConfig, packaged_configs()[task])
     assert seen["detector"].model.conv_filters == [8, 16, 32]
+
+
+def test_nine_class_residual_focal_smoothing_run(tiny_h5, tmp_path):
+    """data.classes: all, residual blocks, focal loss with label smoothing: one real run."""
+    import keras
+
+    from wafertk.registry import load_model
+    from wafertk.training.trainer import (
+        build_model,
+        fit_model,
+        make_dataset,
+        one_hot_targets,
+        prepare_data,
+    )
+
+    ws = read_wafers(tiny_h5)
+    cfg = load_config(CnnTrainConfig, None, {
+        "data.input_size": 16, "data.classes": "all", "model.conv_filters": [4, 8],
+        "model.residual": True, "model.dense_units": 8, "train.loss": "focal",
+        "train.label_smoothing": 0.1, "train.epochs": 1, "train.batch_size": 32})
+    data = prepare_data(ws, cfg, "classifier")
+    assert "none" in data.classes and len(data.classes) == 9
+    assert (data.y_train == data.classes.index("none")).any()  # the none wafers take part
+    model = build_model(cfg, data)
+    names = [la.name for la in model.layers]
+    assert {"add1", "add2", "proj1", "proj2"} <= set(names)  # widths change: projections
+    assert isinstance(model.loss, keras.losses.CategoricalFocalCrossentropy)
+    assert one_hot_targets(cfg, "classifier")
+    _, y = next(iter(make_dataset(data.x_train, data.m_train, data.y_train, 8, augment=False,
+                                  shuffle=False, seed=None, n_classes=9)))
+    np.testing.assert_array_equal(np.asarray(y).argmax(1), data.y_train[:8])
+    fit = fit_model(model, data, cfg)
+    assert np.isfinite(fit.history["loss"]).all() and "val_accuracy" in fit.history
+    # the whole run through the CLI reloads as a 9-class classifier
+    path = tmp_path / "nine.yaml"
+    path.write_text("model:\n  conv_filters: [4, 8]\n  residual: true\n  dense_units: 8\n"
+                    "train:\n  label_smoothing: 0.1\ndata:\n  classes: all\n")
+    from wafertk.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["train", "classifier", "--data", str(tiny_h5), "-o",
+                                 str(tmp_path / "run"), "--config", str(path), *TINY])
+    assert r.exit_code == 0, r.output
+    clf = load_model(tmp_path / "run", kind="cnn-classifier")
+    assert "none" in clf.classes_ and clf.predict_proba(ws.take(range(5))).shape == (5, 9)
+
+
+def test_detector_rejects_nine_classes_and_bad_smoothing(tmp_path):
+    from wafertk.training.trainer import prepare_data
+
+    ws = make_wafers(60, n_lots=6, random_state=2)
+    cfg = load_config(CnnTrainConfig, None, {"data.classes": "all"})
+    with pytest.raises(WafertkError, match="classifier only"):
+        prepare_data(ws, cfg, "detector")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  label_smoothing: 0.7\n  loss: huber\n")
+    with pytest.raises(WafertkError) as err:
+        load_config(CnnTrainConfig, bad)
+    assert "train.label_smoothing" in str(err.value) and "train.loss" in str(err.value)

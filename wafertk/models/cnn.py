@@ -101,6 +101,7 @@ def build_wafer_cnn(
     meta_dim: int = 0,
     meta_log_columns: Sequence[int] = (),
     conv_filters: Sequence[int] = (32, 64, 128),
+    residual: bool = False,
     batch_norm: bool = True,
     dropout: float = 0.3,
     l1: float = 0.0,
@@ -125,6 +126,10 @@ def build_wafer_cnn(
         Metadata columns compressed with ``log1p`` before standardisation (counts, sizes).
     conv_filters : sequence of int, default (32, 64, 128)
         Filters of each conv block (Conv3x3 -> BatchNorm -> activation -> MaxPool 2x2).
+    residual : bool, default False
+        Residual blocks instead: Conv3x3 -> BN -> act -> Conv3x3 -> BN, plus the block's
+        input (through a 1x1 conv when the width changes), -> act -> MaxPool 2x2 (twice the
+        convolutions of a plain block).
     batch_norm : bool, default True
     dropout : float, default 0.3
         Dropout before and after the dense layer.
@@ -154,12 +159,25 @@ def build_wafer_cnn(
     maps = keras.Input(shape=tuple(input_shape), name="maps")
     x = maps
     for i, f in enumerate(conv_filters):
+        block_in = x
         x = layers.Conv2D(int(f), 3, padding="same", use_bias=not batch_norm,
                           kernel_initializer=init(), kernel_regularizer=reg,
                           name=f"conv{i + 1}")(x)
         if batch_norm:
             x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
         x = layers.Activation(activation, name=f"act{i + 1}")(x)
+        if residual:
+            x = layers.Conv2D(int(f), 3, padding="same", use_bias=not batch_norm,
+                              kernel_initializer=init(), kernel_regularizer=reg,
+                              name=f"conv{i + 1}b")(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"bn{i + 1}b")(x)
+            short = block_in
+            if block_in.shape[-1] != int(f):
+                short = layers.Conv2D(int(f), 1, use_bias=False, kernel_initializer=init(),
+                                      kernel_regularizer=reg, name=f"proj{i + 1}")(block_in)
+            x = layers.Add(name=f"add{i + 1}")([x, short])
+            x = layers.Activation(activation, name=f"act{i + 1}b")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     inputs = [maps]

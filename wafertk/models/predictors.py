@@ -20,7 +20,7 @@ import numpy as np
 
 from wafertk.data.preprocess import die_metadata, resize_maps
 from wafertk.data.waferset import WaferSet
-from wafertk.errors import ModelFileError
+from wafertk.errors import ModelFileError, WafertkError
 from wafertk.models.calibration import apply_temperature, logits_from_proba
 from wafertk.models.manifest import Manifest, load_manifest
 
@@ -170,6 +170,31 @@ def forward_pass(model, inputs: tuple[np.ndarray, ...], batch_size: int = 1024, 
     return out
 
 
+#: Test-time augmentation: the transforms of the resized map whose outputs are averaged,
+#: each ``(quarter turns, mirror)``. Wafer patterns keep their class under rotations and
+#: flips (training augments with the same group).
+TTA_TRANSFORMS: dict[str, tuple[tuple[int, bool], ...]] = {
+    "none": ((0, False),),
+    "flip": ((0, False), (0, True)),
+    "rot4": tuple((k, False) for k in range(4)),
+    "d4": tuple((k, f) for k in range(4) for f in (False, True)),
+}
+
+
+def check_tta(tta: str) -> str:
+    """``tta`` if it names :data:`TTA_TRANSFORMS`, else a :class:`WafertkError` listing them."""
+    if tta not in TTA_TRANSFORMS:
+        raise WafertkError(f"unknown test-time augmentation {tta!r}: expected "
+                         f"{', '.join(TTA_TRANSFORMS)}")
+    return tta
+
+
+def transform_maps(maps: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    """Resized maps (n, S, S) turned ``k`` quarter turns, then mirrored left-right."""
+    out = np.rot90(maps, k, axes=(1, 2)) if k else maps
+    return np.ascontiguousarray(out[:, :, ::-1] if mirror else out)
+
+
 class CnnPredictor:
     """A loaded wafer CNN (detector or pattern classifier) with its manifest.
 
@@ -177,6 +202,11 @@ class CnnPredictor:
     ----------
     model : keras.Model
     manifest : Manifest
+    tta : str, optional
+        Test-time augmentation (:data:`TTA_TRANSFORMS`: ``none``, ``flip``, ``rot4``,
+        ``d4``); default the manifest's ``extra.tta`` (``none`` if absent). The outputs of
+        the transformed maps are averaged before calibration, so a model's temperature and
+        threshold must be fitted with the same setting (``wafertk calibrate --tta``).
 
     Attributes
     ----------
@@ -189,9 +219,11 @@ class CnnPredictor:
         Detector decision threshold on calibrated P(defective).
     uses_meta : bool
         Whether the model takes the die-metadata vector.
+    tta : str
+        The test-time augmentation in use.
     """
 
-    def __init__(self, model, manifest: Manifest) -> None:
+    def __init__(self, model, manifest: Manifest, tta: str | None = None) -> None:
         self.model = model
         self.manifest = manifest
         self.kind = manifest.kind
@@ -202,6 +234,8 @@ class CnnPredictor:
         self.threshold = None if thr is None else float(thr)
         self.review_below = float(manifest.extra.get("review_below", 0.0) or 0.0)
         self.uses_meta = len(model.inputs) > 1
+        self.tta = check_tta(tta if tta is not None
+                             else str(manifest.extra.get("tta", "none") or "none"))
         self._fn = None
 
     @property
@@ -218,8 +252,17 @@ class CnnPredictor:
         return (maps, die_metadata(ws)) if self.uses_meta else (maps,)
 
     def forward(self, inputs: tuple[np.ndarray, ...], batch_size: int = 1024) -> np.ndarray:
-        """Raw outputs (n, 1) sigmoid or (n, k) softmax for :meth:`prepare` output."""
-        return forward_pass(self.model, inputs, batch_size, frozen=True)
+        """Raw outputs (n, 1) sigmoid or (n, k) softmax for :meth:`prepare` output,
+        averaged over the :attr:`tta` transforms of the maps."""
+        transforms = TTA_TRANSFORMS[self.tta]
+        if len(transforms) == 1:
+            return forward_pass(self.model, inputs, batch_size, frozen=True)
+        total = None
+        for k, mirror in transforms:
+            out = forward_pass(self.model, (transform_maps(inputs[0], k, mirror),)
+                               + tuple(inputs[1:]), batch_size, frozen=True)
+            total = out if total is None else total + out
+        return total / len(transforms)
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         """Temperature-scaled probabilities: (n, 2) ``[good, defective]`` or (n, k)."""
@@ -255,7 +298,7 @@ class CnnPredictor:
 
     def __repr__(self) -> str:
         return (f"CnnPredictor(kind={self.kind!r}, input_size={self.input_size}, "
-                f"classes={len(self.classes_)})")
+                f"classes={len(self.classes_)}, tta={self.tta!r})")
 
 
 def load_cnn_predictor(folder: str | os.PathLike, manifest: Manifest | None = None
@@ -300,6 +343,10 @@ def load_cnn_predictor(folder: str | os.PathLike, manifest: Manifest | None = No
         raise ModelFileError(
             folder, f"model input shape {shape} does not match the manifest's input_size "
             f"{manifest.input_size} (expected {want})")
+    tta = str(manifest.extra.get("tta", "none") or "none")
+    if tta not in TTA_TRANSFORMS:
+        raise ModelFileError(folder, f"manifest extra.tta {tta!r} is not one of "
+                             f"{', '.join(TTA_TRANSFORMS)}")
     n_out = int(model.outputs[0].shape[-1])
     expected = 1 if manifest.kind == "cnn-detector" else len(manifest.classes)
     if n_out != expected:

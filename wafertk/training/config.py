@@ -41,6 +41,7 @@ class ModelConfig:
     architecture: str | None = None
     conv_filters: list[int] = field(default_factory=lambda: [32, 64, 128],
                                     metadata=_AT_LEAST_1)
+    residual: bool = False  # residual blocks of two convolutions (see build_wafer_cnn)
     batch_norm: bool = True
     dropout: float = field(default=0.3, metadata={"check": in_range(0, 1, hi_open=True)})
     l1: float = field(default=0.0, metadata=_NON_NEGATIVE)
@@ -81,6 +82,12 @@ class OptimConfig:
     augment: bool = True  # 90-degree rotations and flips, training split only
     class_weight: bool = True  # classifier only: balanced class weights
     max_class_weight: float = field(default=25.0, metadata=_POSITIVE)
+    #: crossentropy | focal (Lin et al. 2017: down-weights well-classified wafers)
+    loss: Literal["crossentropy", "focal"] = "crossentropy"
+    focal_gamma: float = field(default=2.0, metadata=_NON_NEGATIVE)
+    #: share of each target spread over the other classes (noisy labels)
+    label_smoothing: float = field(default=0.0, metadata={"check": in_range(0, 0.5,
+                                                                            hi_open=True)})
 
 
 @dataclass
@@ -88,6 +95,9 @@ class DataConfig:
     """Input size and the lot-disjoint validation split."""
 
     input_size: int = field(default=48, metadata=_AT_LEAST_1)
+    #: classifier only: defects = the 8 patterns (phase 2); all = 9 classes incl. none
+    #: (one network for everything, used with ``classify --single-phase``)
+    classes: Literal["defects", "all"] = "defects"
     validation_fraction: float = field(default=0.2, metadata=_FRACTION)
     split_seed: int = field(default=0, metadata=_NON_NEGATIVE)
 

@@ -54,7 +54,7 @@ from wafertk._atomic import atomic_path
 from wafertk.config import save_config, to_dict
 from wafertk.data.preprocess import META_FEATURE_NAMES, die_metadata, resize_maps
 from wafertk.data.splits import Split, validation_split
-from wafertk.data.waferset import DEFECT_CLASSES, NONE_CLASS, WaferSet
+from wafertk.data.waferset import DEFECT_CLASSES, NONE_CLASS, WM811K_CLASSES, WaferSet
 from wafertk.errors import WaferFileError, WafertkError
 from wafertk.models.calibration import (
     apply_temperature,
@@ -210,6 +210,9 @@ def prepare_data(ws: WaferSet, cfg: CnnTrainConfig, task: str, *,
         raise _data_error(data_path, "training needs labeled wafers (the file has no labels)")
     ws = ws.take(ws.labeled_mask())
     labels = ws.label_strings().astype(str)
+    if task == "detector" and cfg.data.classes != "defects":
+        raise WafertkError("data.classes: the detector's classes are good/defective; "
+                           "'all' applies to the classifier only")
     if task == "detector":
         classes = list(DETECTOR_CLASSES)
         y_all = (labels != NONE_CLASS).astype(np.float32)
@@ -218,7 +221,7 @@ def prepare_data(ws: WaferSet, cfg: CnnTrainConfig, task: str, *,
                               "to train (the labels hold only one of them)")
         keep = np.ones(len(ws), bool)
     else:
-        classes = list(DEFECT_CLASSES)
+        classes = list(WM811K_CLASSES if cfg.data.classes == "all" else DEFECT_CLASSES)
         lookup = {c: i for i, c in enumerate(classes)}
         y_all = np.array([lookup.get(s, -1) for s in labels], np.int64)
         keep = y_all >= 0
@@ -295,28 +298,49 @@ def build_model(cfg: CnnTrainConfig, data: PreparedData):
         conv_filters=list(cfg.model.conv_filters), batch_norm=cfg.model.batch_norm,
         dropout=cfg.model.dropout, l1=cfg.model.l1, l2=cfg.model.l2,
         activation=cfg.model.activation, dense_units=cfg.model.dense_units,
-        seed=cfg.train.seed, compile=False)
+        residual=cfg.model.residual, seed=cfg.train.seed, compile=False)
     if data.task == "classifier":
         kwargs["n_classes"] = len(data.classes)
     model = create_model(name, input_shape=(size, size, 3), **kwargs)
+    t = cfg.train
     if data.task == "detector":
-        model.compile(optimizer=_optimizer(cfg), loss="binary_crossentropy",
-                      metrics=[keras.metrics.AUC(name="auc"), "accuracy"])
+        if t.loss == "focal":
+            loss = keras.losses.BinaryFocalCrossentropy(gamma=t.focal_gamma,
+                                                        label_smoothing=t.label_smoothing)
+        else:
+            loss = keras.losses.BinaryCrossentropy(label_smoothing=t.label_smoothing)
+        model.compile(optimizer=_optimizer(cfg), loss=loss,
+                      metrics=[keras.metrics.AUC(name="auc"),
+                               keras.metrics.BinaryAccuracy(name="accuracy")])
     else:
         if data.m_train is not None and "meta_scaling" in [la.name for la in model.layers]:
             model.get_layer("meta_scaling").adapt(data.m_train)
-        model.compile(optimizer=_optimizer(cfg), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        if one_hot_targets(cfg, data.task):
+            loss = (keras.losses.CategoricalFocalCrossentropy(
+                        gamma=t.focal_gamma, label_smoothing=t.label_smoothing)
+                    if t.loss == "focal" else
+                    keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing))
+            metric = keras.metrics.CategoricalAccuracy(name="accuracy")
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy()
+            metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        model.compile(optimizer=_optimizer(cfg), loss=loss, metrics=[metric])
     return model
+
+
+def one_hot_targets(cfg: CnnTrainConfig, task: str) -> bool:
+    """Whether the classifier's loss needs one-hot targets (label smoothing, focal loss)."""
+    return task == "classifier" and (cfg.train.loss == "focal" or cfg.train.label_smoothing > 0)
 
 
 # --------------------------------------------------------------------------- 3. fit
 def make_dataset(maps: np.ndarray, meta: np.ndarray | None, y: np.ndarray, batch_size: int,
-                 *, augment: bool, shuffle: bool, seed: int | None):
+                 *, augment: bool, shuffle: bool, seed: int | None, n_classes: int = 0):
     """tf.data pipeline: uint8 resized maps -> (augment) -> one-hot float32 batches.
 
     Shuffling and augmentation (random 90-degree rotations and horizontal flips) use
-    op-level seeds derived from ``seed``; no global seed is set.
+    op-level seeds derived from ``seed``; no global seed is set. ``n_classes`` > 0 turns
+    the integer targets into one-hot rows of that length.
     """
     import tensorflow as tf
 
@@ -338,6 +362,8 @@ def make_dataset(maps: np.ndarray, meta: np.ndarray | None, y: np.ndarray, batch
     def to_model(x, label):
         onehot = tf.one_hot(tf.cast(x[0], tf.int32), 3, dtype=tf.float32)
         feats = onehot if meta is None else {"maps": onehot, "meta": x[1]}
+        if n_classes:
+            label = tf.one_hot(tf.cast(label, tf.int32), n_classes, dtype=tf.float32)
         return feats, label
 
     ds = ds.map(to_model).prefetch(2)
@@ -380,10 +406,11 @@ def fit_model(model, data: PreparedData, cfg: CnnTrainConfig, *, verbose: bool =
     from wafertk.training.callbacks import EpochLine, step_schedule_callback
 
     t = cfg.train
+    k = len(data.classes) if one_hot_targets(cfg, data.task) else 0
     train_ds = make_dataset(data.x_train, data.m_train, data.y_train, t.batch_size,
-                            augment=t.augment, shuffle=True, seed=t.seed)
+                            augment=t.augment, shuffle=True, seed=t.seed, n_classes=k)
     val_ds = make_dataset(data.x_val, data.m_val, data.y_val, max(t.batch_size, 256),
-                          augment=False, shuffle=False, seed=None)
+                          augment=False, shuffle=False, seed=None, n_classes=k)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience,
                                          restore_best_weights=True)
     callbacks: list = [stop, EpochLine(t.epochs, data.task, on_line=on_epoch)]
