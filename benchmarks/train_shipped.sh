@@ -49,7 +49,7 @@ for task in "${tasks[@]}"; do
   dest="wafertk/models/shipped/$task"
   rm -rf "$dest" && mkdir -p "$dest"
   cp "$WORK/$task-calibrated/manifest.json" "$dest/"
-  for f in model.keras model.json history.csv config.yaml report.json report/report.json; do
+  for f in model.keras model.json history.csv config.yaml report.json report.md report/report.json; do
     if [ -f "$WORK/$task-calibrated/$f" ]; then cp "$WORK/$task-calibrated/$f" "$dest/"; fi
   done
   "$PY" - "$dest/manifest.json" <<'PYEOF'
