@@ -1,0 +1,192 @@
+"""Unsupervised defect detection on the production test -> ``results/anomaly_wafers.json``.
+
+    .venv/bin/python benchmarks/anomaly_wafers.py                     # both settings, all models
+    .venv/bin/python benchmarks/anomaly_wafers.py --settings a --models vae --epochs 1 \\
+        --max-train 2000 --max-test 3000 --out /tmp/anomaly_wafers_smoke.json
+
+Two training settings, both scored on the **production test** (the seeded lot-disjoint 25 % of
+WM-811K Test A lots, :func:`wafertk.data.splits.production_test_lots`, which nothing trains or
+tunes on), AUC of "defective" (any label but ``none``) against ``none``, beside the shipped
+supervised phase-1 detector's AUC on the same wafers:
+
+* **(a)** trained on the ``none`` wafers of the shipped models' training data (WM-811K Training
+  plus the Test A lots outside the production test and the demo sample), validated on a
+  lot-disjoint 20 % of those lots (all labels: the validation AUC per epoch and the threshold);
+* **(b)** trained on ``wm811k_unlabeled_200k.npz``: real unlabeled wafers with an unknown share
+  of defects; no label is used at all (threshold from the training scores), the realistic
+  case, where the robust objectives (soft-boundary Deep SVDD) should matter.
+
+``--max-train``/``--max-test`` subsample (seeded) for quick checks; a full run uses neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data" / "wm811k"
+
+#: Each model's parameters here (--epochs overrides the epochs); wafers at 32x32, one-hot.
+MODELS: dict[str, dict] = {
+    "vae": dict(latent_dim=32, conv_filters=(32, 64), epochs=20, batch_size=128),
+    "ocvae": dict(centre_weight=(0.1, 1.0, 10.0), latent_dim=32, conv_filters=(32, 64),
+                  epochs=20, batch_size=128),
+    "deep-svdd": dict(latent_dim=32, conv_filters=(32, 64, 128), kernel_size=5,
+                      learning_rate=1e-4, weight_decay=1e-6, epochs=30, batch_size=128),
+    "deep-svdd-soft": dict(nu=0.1, latent_dim=32, conv_filters=(32, 64, 128), kernel_size=5,
+                           learning_rate=1e-4, weight_decay=1e-6, epochs=30, batch_size=128,
+                           warm_up_epochs=5),
+    # translations carry information on wafer maps; rotations and flips of a round wafer
+    # with random fails do not (measured by running with --rotation-transforms)
+    "rotation": dict(transforms=("translate",), conv_filters=(32, 64), dense_units=128,
+                     epochs=5, batch_size=128),
+}
+
+
+def make(name: str, epochs: int | None, input_size: int, seed: int, rotation_transforms):
+    from wafertk.anomaly.estimators import MODELS as BY_NAME
+
+    kw = dict(MODELS[name])
+    if epochs is not None:
+        kw["epochs"] = epochs
+    if name == "rotation" and rotation_transforms:
+        kw["transforms"] = tuple(rotation_transforms.split(","))
+    cls, fixed = BY_NAME[name]
+    return cls(**fixed, **kw, input_size=input_size, random_state=seed)
+
+
+def _subsample(n: int, k: int | None, seed: int) -> np.ndarray:
+    if k is None or n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", default="a,b")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--input-size", type=int, default=32)
+    ap.add_argument("--max-train", type=int, help="Subsample the training wafers.")
+    ap.add_argument("--max-test", type=int, help="Subsample the production test wafers.")
+    ap.add_argument("--rotation-transforms", help="e.g. rotate,flip (default translate).")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
+                    "anomaly_wafers.json")
+    args = ap.parse_args()
+
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from wafertk.data import WaferSet, read_wafers
+    from wafertk.data.importers import read_npz_pack
+    from wafertk.data.splits import production_test_lots
+    from wafertk.registry import load_model
+
+    t0 = time.perf_counter()
+    settings = args.settings.split(",")
+    models = args.models.split(",")
+    bad = [m for m in models if m not in MODELS] + [s for s in settings if s not in "ab"]
+    if bad:
+        raise SystemExit(f"unknown model or setting {bad[0]!r}")
+    test_a = read_npz_pack(SHARED / "wm811k_test_a.npz")
+    lots = test_a.lot.astype(str)
+    prod = np.isin(lots, production_test_lots(lots))
+    test = test_a.take(np.flatnonzero(prod))
+    test = test.take(_subsample(len(test), args.max_test, args.seed))
+    y_test = test.label_strings().astype(str) != "none"
+    print(f"production test: {len(test)} wafers, {int(y_test.sum())} defective", flush=True)
+
+    detector = load_model("detector", kind="cnn-detector")
+    p = detector.predict_proba(test)[:, 1]
+    supervised = {"roc_auc": float(roc_auc_score(y_test, p)),
+                  "pr_auc": float(average_precision_score(y_test, p))}
+    print(f"shipped supervised detector: AUC {supervised['roc_auc']:.4f}", flush=True)
+
+    data: dict[str, dict] = {}
+    if "a" in settings:
+        train = read_npz_pack(SHARED / "wm811k_train.npz")
+        demo = np.unique(read_wafers(ROOT / "data" / "wafers.h5").lot.astype(str))
+        keep = ~prod & ~np.isin(lots, demo)
+        both = WaferSet.concat([train, test_a.take(np.flatnonzero(keep))])
+        blots = both.lot.astype(str)
+        names = np.unique(blots)
+        val_lots = names[np.random.default_rng(args.seed).permutation(len(names))
+                         [:round(0.2 * len(names))]]
+        is_val = np.isin(blots, val_lots)
+        normal = both.label_strings().astype(str) == "none"
+        tr = np.flatnonzero(~is_val & normal)
+        tr = tr[_subsample(len(tr), args.max_train, args.seed)]
+        va = np.flatnonzero(is_val)
+        va = va[_subsample(len(va), None if args.max_train is None else args.max_train // 2,
+                           args.seed)]
+        xv = both.take(va)
+        data["a"] = {"train": both.take(tr), "X_val": xv,
+                     "y_val": xv.label_strings().astype(str) != "none",
+                     "what": "none wafers of the shipped models' training data (lot-disjoint "
+                             "validation with labels)"}
+    if "b" in settings:
+        unl = read_npz_pack(SHARED / "wm811k_unlabeled_200k.npz")
+        unl = unl.take(_subsample(len(unl), args.max_train, args.seed))
+        data["b"] = {"train": unl, "X_val": None, "y_val": None,
+                     "what": "wm811k_unlabeled_200k.npz, no labels used"}
+    print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    results: dict[str, dict] = {}
+    for s in settings:
+        d = data[s]
+        results[s] = {"training_data": d["what"], "n_train": len(d["train"]), "models": {}}
+        for m in models:
+            est = make(m, args.epochs, args.input_size, args.seed, args.rotation_transforms)
+            t = time.perf_counter()
+            est.fit(d["train"], X_val=d["X_val"], y_val=d["y_val"],
+                    on_epoch=lambda line: print("  " + line, flush=True))
+            fit_s = time.perf_counter() - t
+            sc = est.score_samples(test)
+            pred = sc >= est.threshold_
+            r = {"roc_auc": float(roc_auc_score(y_test, sc)),
+                 "pr_auc": float(average_precision_score(y_test, sc)),
+                 "recall_at_threshold": float(pred[y_test].mean()),
+                 "precision_at_threshold": float(y_test[pred].mean()) if pred.any() else 0.0,
+                 "flagged": float(pred.mean()), "fit_seconds": round(fit_s, 1),
+                 "epochs": int(est.epochs)}
+            if "val_auc" in est.history_:
+                r["val_auc_per_epoch"] = est.history_["val_auc"]
+            if hasattr(est, "weight_search_") and est.weight_search_:
+                r["weight_search"] = est.weight_search_
+                r["centre_weight"] = est.centre_weight_
+            results[s]["models"][m] = r
+            print(f"({s}) {m:<15} production AUC {r['roc_auc']:.4f} PR-AUC {r['pr_auc']:.4f} "
+                  f"({fit_s:.0f} s)", flush=True)
+    out = {
+        "protocol": "production test (production_test_lots of Test A), AUC defective vs none",
+        "command": "python benchmarks/anomaly_wafers.py " + " ".join(sys.argv[1:]),
+        "n_test": len(test), "n_test_defective": int(y_test.sum()),
+        "supervised_detector": supervised,
+        "models": {m: {k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in MODELS[m].items()} for m in models},
+        "overrides": {"epochs": args.epochs, "max_train": args.max_train,
+                      "max_test": args.max_test, "input_size": args.input_size,
+                      "rotation_transforms": args.rotation_transforms, "seed": args.seed},
+        "full_protocol": args.max_train is None and args.max_test is None,
+        "settings": results,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
