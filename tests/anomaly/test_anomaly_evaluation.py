@@ -99,3 +99,43 @@ def test_inputs(tmp_path):
     np.save(tmp_path / "bad.npy", bad)
     with pytest.raises(WaferFileError, match=r"bad.npy: holds NaN or infinite values \(sample 2"):
         read_array_file(tmp_path / "bad.npy")
+
+
+def test_read_data_images_one_class(tmp_path):
+    from PIL import Image
+
+    from wafertk.anomaly.config import AnomalyConfig
+    from wafertk.anomaly.run import read_data
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((8, 8, 3), 20 * i, np.uint8)).save(
+                tmp_path / "imgs" / cls / f"{i}.png")
+    cfg = AnomalyConfig()
+    cfg.data.normal_class = "cat"
+    d = read_data(tmp_path / "imgs", cfg)
+    assert d.kind == "images" and d.info["train_on"] == "normal"
+    assert d.info["train"] + (d.val_labels == "cat").sum() == 10  # cats: training or validation
+    assert d.y_val is not None and set(d.val_labels[d.y_val]) <= {"dog"}
+    cfg.data.normal_class = "cow"
+    with pytest.raises(WaferFileError, match="no images of the normal class 'cow'"):
+        read_data(tmp_path / "imgs", cfg)
+
+
+def test_read_data_wafers(tmp_path):
+    from wafertk.anomaly.config import AnomalyConfig
+    from wafertk.anomaly.run import read_data
+    from wafertk.data import write_wafers
+
+    ws = make_wafers(60, classes=["none", "none", "Center"], n_lots=10, random_state=0)
+    write_wafers(ws, tmp_path / "l.h5")
+    d = read_data(tmp_path / "l.h5", AnomalyConfig())
+    assert set(d.train.label_strings()) == {"none"}  # the normal wafers of the training lots
+    assert not set(d.train.lot) & set(d.val.lot)  # lot-disjoint
+    assert d.y_val.sum() == (d.val_labels == "Center").sum() > 0
+    ws.labels = None
+    write_wafers(ws, tmp_path / "u.h5")
+    d = read_data(tmp_path / "u.h5", AnomalyConfig())
+    assert d.info["train_on"] == "all" and d.y_val is None
+    assert d.info["train"] + d.info["validation"] == 60

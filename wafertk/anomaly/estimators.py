@@ -693,7 +693,9 @@ class DeepSVDDDetector(BaseDeepDetector):
         ``R`` (0 for the one-class objective).
     """
 
-    name = "deep-svdd"
+    @property
+    def name(self) -> str:  # the CLI's model name
+        return "deep-svdd-soft" if self.objective == "soft-boundary" else "deep-svdd"
 
     def __init__(self, *, objective: str = "one-class", nu: float = 0.1, latent_dim: int = 32,
                  conv_filters: Sequence[int] = (32, 64, 128), kernel_size: int = 5,
@@ -1070,7 +1072,7 @@ MODELS: dict[str, tuple[type[BaseDeepDetector], dict[str, Any]]] = {
 }
 
 _BY_NAME = {"vae": VAEDetector, "ocvae": OneClassVAEDetector, "deep-svdd": DeepSVDDDetector,
-            "rotation": TransformDetector}
+            "deep-svdd-soft": DeepSVDDDetector, "rotation": TransformDetector}
 
 
 def load_detector(folder, manifest=None) -> BaseDeepDetector:
