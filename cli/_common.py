@@ -77,12 +77,8 @@ def _quiet_dask() -> None:
     ``--verbose``: a command prints its one summary line."""
     if verbose():
         return
-    try:
-        import distributed  # noqa: F401  (its logging set-up runs at import)
-    except ImportError:  # the command says how to install it
-        return
-    for name in ("distributed", "xgboost.dask"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # read by dask's configuration when (if) distributed is imported
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
 
 
 def expand_wafer_inputs(wafers, scheduler: str | None):

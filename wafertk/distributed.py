@@ -51,7 +51,7 @@ IN_FLIGHT_PER_WORKER = 3
 #: Batches per range by default (fewer when that leaves workers idle).
 BATCHES_PER_RANGE = 16
 #: Seconds to wait for a scheduler to answer, and for it to have a worker.
-CONNECT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
 WORKER_TIMEOUT = 60.0
 
 _LOCAL = re.compile(r"local(?::(.*))?")
@@ -194,6 +194,7 @@ class InProcess:
     n_workers = 1
 
     def map_ordered(self, func: Callable, args: Iterable[tuple], **_) -> Iterator:
+        """``func(*a)`` for each ``a`` of ``args``, in order."""
         for a in args:
             yield func(*a)
 
@@ -206,13 +207,16 @@ class DaskExecutor:
     taken twice.
     """
 
-    def __init__(self, client, name: str = "wafertk") -> None:
+    def __init__(self, client) -> None:
         self.client = client
         self.n_workers = n_workers(client)
-        self.name = name
 
-    def map_ordered(self, func: Callable, args: Iterable[tuple], *,
+    def map_ordered(self, func: Callable, args: Iterable[tuple], *, name: str = "wafertk",
                     window: int | None = None) -> Iterator:
+        """``func(*a)`` for each ``a`` of ``args`` on the cluster, yielded in order.
+
+        Task keys are ``f"{name}-{run token}-{index}"``.
+        """
         import uuid
 
         window = window or IN_FLIGHT_PER_WORKER * self.n_workers
@@ -225,7 +229,7 @@ class DaskExecutor:
                 i, a = next(it)
             except StopIteration:
                 return False
-            pending.append(self.client.submit(func, *a, key=f"{self.name}-{token}-{i}",
+            pending.append(self.client.submit(func, *a, key=f"{name}-{token}-{i}",
                                               pure=False))
             return True
 
@@ -576,7 +580,8 @@ def _gather_inspection(ex, spec: InspectSpec, ranges, stage: Path, files, progre
     bar = _bar(sum(f.n for f in files), progress)
     with open(stage / "predictions.csv", "w", newline="", encoding="utf-8") as fh:
         fh.write(",".join(spec.columns) + "\n")
-        for res in ex.map_ordered(inspect_range, [(spec, *r) for r in ranges]):
+        for res in ex.map_ordered(inspect_range, [(spec, *r) for r in ranges],
+                                   name="wafertk-inspect"):
             fh.write(res.csv)
             n += res.n
             n_def += res.n_defective
@@ -602,7 +607,8 @@ def _gather_inspection(ex, spec: InspectSpec, ranges, stage: Path, files, progre
     has_det = spec.mode != "single-phase"
     extra = {"scheduler": None if spec_sched is None else str(spec_sched),
              "workers": ex.n_workers, "ranges": len(ranges),
-             "peak_rss_mib_per_worker": sorted(round(v / 1024, 1) for v in peaks.values())}
+             "peak_rss_mib_per_worker": sorted(round(v / 1024, 1) for v in peaks.values()),
+             "peak_rss_mib_client": round(_peak_rss_kib() / 1024, 1)}
     counts = {"n": n, "defective": n_def if has_det else None,
               "review": n_rev if spec.mode != "detect" else None, "extra": extra}
     from wafertk import __version__
@@ -613,8 +619,7 @@ def _gather_inspection(ex, spec: InspectSpec, ranges, stage: Path, files, progre
                            "batch_size": spec.batch_size, "report": spec.report, **settings,
                            "wafers": n, "defective": counts["defective"],
                            "review": counts["review"], "seconds": seconds,
-                           "scheduler": extra["scheduler"], "workers": extra["workers"],
-                           "ranges": extra["ranges"]})
+                           **extra})
     return counts
 
 
@@ -695,7 +700,8 @@ def extract_files(inputs, out: str | os.PathLike, sets=None, *, batch_size: int 
     with _executor(spec_sched) as ex:
         ranges = plan_ranges(files, batch_size, n_workers=ex.n_workers, rows=rows_per_range)
         args = [(names_sets, params_key, batch_size, *r) for r in ranges]
-        frames = (df for dfs in ex.map_ordered(features_range, args) for df in dfs)
+        results = ex.map_ordered(features_range, args, name="wafertk-features")
+        frames = (df for dfs in results for df in dfs)
         try:
             write_frames(out, frames, names, total=sum(f.n for f in files), progress=progress)
         except OSError as exc:
