@@ -190,3 +190,5 @@ def test_bad_training_data(wafers):
         clone(est).fit(x)
     with pytest.raises(WafertkError, match="not fitted"):
         clone(est).score_samples(normal)
+    with pytest.raises(WafertkError, match="10x10 are not divisible by 4"):
+        clone(est).fit(np.zeros((4, 10, 10, 3), np.float32))

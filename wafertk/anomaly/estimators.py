@@ -207,6 +207,11 @@ class BaseDeepDetector(BaseEstimator):
             x = x[~t]
         if len(x) < 2:
             raise WafertkError(f"{len(x)} training sample: anomaly detectors need at least 2")
+        need = 2 ** len(self.conv_filters)
+        if x.shape[1] % need or x.shape[2] % need:
+            raise WafertkError(f"inputs of {x.shape[1]}x{x.shape[2]} are not divisible by "
+                               f"{need} ({len(self.conv_filters)} pooling blocks): resize them "
+                               "(data.image_size) or use fewer conv blocks")
         xv = yv = None
         if X_val is not None:
             xv = self._inputs(X_val, check=False)
