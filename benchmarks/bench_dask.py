@@ -34,6 +34,10 @@ import sys
 import time
 from pathlib import Path
 
+# the setting of benchmarks/bench_inference.py, inherited by every run (workers included)
+os.environ.setdefault("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKS = ("wm811k_train.npz", "wm811k_test_a.npz", "wm811k_unlabeled_200k.npz")
 
@@ -165,6 +169,7 @@ def main() -> None:
         "full_size": args.n >= 1_000_000,
         "input": {**built, "path": str(data)},
         "batch_size": args.batch_size, "report": report, "runs": runs,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "wafertk": wafertk.__version__,
                     "dask": dask.__version__, "distributed": distributed.__version__},

@@ -406,10 +406,19 @@ def _configure_tensorflow() -> None:
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(threads))))
 
 
+#: Model sets a worker process keeps loaded (the most recently used ones).
+MODELS_KEPT = 2
+
+
 def worker_model(spec: InspectSpec):
-    """The :class:`~wafertk.inspect.TwoPhaseClassifier` of ``spec``, loaded once per process."""
+    """The :class:`~wafertk.inspect.TwoPhaseClassifier` of ``spec``, loaded once per process.
+
+    Kept for later ranges and later runs with the same models and decisions (at most
+    :data:`MODELS_KEPT` sets per process).
+    """
+    key = (spec.mode, spec.detector, spec.classifier, spec.threshold, spec.review_below)
     with _MODELS_LOCK:
-        model = _MODELS.get(spec)
+        model = _MODELS.pop(key, None)
         if model is None:
             from wafertk.inspect.model import TwoPhaseClassifier
             from wafertk.inspect.runner import load_classifier, load_detector
@@ -419,7 +428,9 @@ def worker_model(spec: InspectSpec):
             clf = load_classifier(spec.classifier) if spec.mode != "detect" else None
             model = TwoPhaseClassifier(det, clf, mode=spec.mode, threshold=spec.threshold,
                                        review_below=spec.review_below)
-            _MODELS[spec] = model
+        _MODELS[key] = model  # most recent last
+        while len(_MODELS) > MODELS_KEPT:
+            _MODELS.pop(next(iter(_MODELS)))
     return model
 
 
