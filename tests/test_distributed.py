@@ -36,6 +36,17 @@ HAS_MODELS = (DEFAULT_DETECTOR / "model.keras").is_file()
 
 
 # ------------------------------------------------------------------------------- no cluster
+def test_importing_it_imports_neither_dask_nor_tensorflow():
+    import subprocess
+
+    code = ("import sys, wafertk.distributed, wafertk.cli.inspect_cmds\n"
+            "print(sorted(m for m in ('dask', 'distributed', 'tensorflow', 'xgboost') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 @pytest.mark.parametrize("text, spec", [
     ("local", SchedulerSpec(local=True)),
     ("local:3", SchedulerSpec(local=True, n_workers=3)),
@@ -63,6 +74,24 @@ def test_plan_ranges_whole_batches_in_order():
     assert covered == [("a.h5", i) for i in range(1000)] + [("b.h5", i) for i in range(70)]
     # default: whole batches, at least four ranges per worker when the input allows it
     assert len(plan_ranges(files[:1], 16, n_workers=2)) >= 8
+
+
+def test_workers_open_files_without_the_whole_file_scans(tmp_path):
+    """Workers open an already checked file once per range: WaferFile(full_checks=False)
+    skips the O(n) id scan (a duplicate id is then not reported) but still reads right."""
+    import h5py
+
+    from wafertk.data import WaferFile
+
+    ws = make_wafers(6, random_state=0)
+    write_wafers(ws, tmp_path / "w.h5")
+    with h5py.File(tmp_path / "w.h5", "a") as h5:
+        h5["wafer_id"][2] = h5["wafer_id"][0]
+    with pytest.raises(WaferFileError, match="duplicate wafer_id"):
+        WaferFile(tmp_path / "w.h5")
+    with WaferFile(tmp_path / "w.h5", full_checks=False) as f:
+        got = f.read(1, 4)
+    assert [got[i].tolist() for i in range(3)] == [ws[i].tolist() for i in range(1, 4)]
 
 
 @pytest.fixture(scope="module")

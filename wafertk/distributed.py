@@ -459,7 +459,7 @@ def inspect_range(spec: InspectSpec, path: str, start: int, stop: int) -> RangeR
     writer = PredictionWriter(buf, list(spec.columns), header=False)
     labels = "label" in spec.columns
     n = n_def = n_rev = 0
-    with WaferFile(path) as wf:
+    with WaferFile(path, full_checks=False) as wf:
         for ws in wf.iter_batches(spec.batch_size, start=start, stop=stop):
             cols = model.predict_columns(ws, model.prepare(ws), spec.batch_size)
             if labels:
@@ -657,7 +657,7 @@ def features_range(sets: tuple[str, ...], params_key: str, batch_size: int, path
     from wafertk.features.extract import range_frames
 
     union, names = _union(sets, params_key)
-    with WaferFile(path, allow_empty=True) as f:
+    with WaferFile(path, allow_empty=True, full_checks=False) as f:
         return range_frames(f, start, stop, union, names, batch_size)
 
 
@@ -729,7 +729,7 @@ def _read_labels(files: Sequence[InputFile]) -> tuple:
 
     labels, lots, ids = [], [], []
     for f in files:
-        with WaferFile(f.path) as wf:
+        with WaferFile(f.path, full_checks=False) as wf:
             lab = wf.read_column("label")
             lot = wf.read_column("lot")
             wid = wf.read_column("wafer_id")
@@ -754,7 +754,7 @@ def xgb_features_range(sets: tuple[str, ...], params_key: str, batch_size: int, 
     if not len(rows):
         return out
     k = 0
-    with WaferFile(path) as f:
+    with WaferFile(path, full_checks=False) as f:
         for a in range(start, stop, batch_size):
             b = min(a + batch_size, stop)
             sel = rows[(rows >= a - start) & (rows < b - start)] - (a - start)

@@ -70,6 +70,12 @@ class WaferFile:
         The file.
     allow_empty : bool, default False
         Accept a file with no wafers (otherwise an error).
+    full_checks : bool, default True
+        Run the whole-file scans at opening (unique, valid ``wafer_id`` values; valid
+        ``die_size`` values): O(n), seconds on a million wafers. False skips them for a file
+        already checked, e.g. by the client of a distributed run before its workers open the
+        file once per range (:mod:`wafertk.distributed`); the layout checks and the checks
+        of what is read (map values, labels) stay.
 
     Raises
     ------
@@ -83,8 +89,11 @@ class WaferFile:
     ...         print(len(batch))
     """
 
-    def __init__(self, path: str | os.PathLike, *, allow_empty: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, *, allow_empty: bool = False,
+                 full_checks: bool = True) -> None:
         import h5py
+
+        self._full_checks = bool(full_checks)
 
         self.path = Path(path)
         if not self.path.exists():
@@ -192,8 +201,9 @@ class WaferFile:
             raise WaferFileError(self.path, f"{self._wafer(i)}: map is {h}x{w} (a zero "
                                             "dimension; every map needs at least one die)"
                                  + _more(len(zero)))
-        self._check_die_size()
-        self._check_ids()
+        if self._full_checks:
+            self._check_die_size()
+            self._check_ids()
 
     # ------------------------------------------------------------------ checks at opening
     def _wafer(self, i: int) -> str:
