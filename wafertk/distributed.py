@@ -448,6 +448,7 @@ def inspect_range(spec: InspectSpec, path: str, start: int, stop: int) -> RangeR
     """
     from wafertk.data.h5 import WaferFile
     from wafertk.inspect.output import PredictionWriter
+    from wafertk.inspect.runner import _prefetch
 
     model = worker_model(spec)
     builder = None
@@ -460,8 +461,11 @@ def inspect_range(spec: InspectSpec, path: str, start: int, stop: int) -> RangeR
     labels = "label" in spec.columns
     n = n_def = n_rev = 0
     with WaferFile(path, full_checks=False) as wf:
-        for ws in wf.iter_batches(spec.batch_size, start=start, stop=stop):
-            cols = model.predict_columns(ws, model.prepare(ws), spec.batch_size)
+        # reading and resizing of the next batch in a thread while the models run, as in
+        # the single-process runner
+        for ws, prep in _prefetch(wf.iter_batches(spec.batch_size, start=start, stop=stop),
+                                  model.prepare):
+            cols = model.predict_columns(ws, prep, spec.batch_size)
             if labels:
                 cols["label"] = ws.label_strings().astype(str)
             writer.write(cols)
