@@ -72,6 +72,19 @@ def test_merged_builders_match_one_builder(batches):
     assert "<html" in merged.render()
 
 
+def test_builder_survives_pickling(batches):
+    import pickle
+
+    b = builder()
+    for ws, cols in batches[:3]:
+        b.add(ws, cols)
+    c = pickle.loads(pickle.dumps(b))
+    assert (c.n, c.n_review, c.pattern_counts) == (b.n, b.n_review, b.pattern_counts)
+    for ws, cols in batches[3:5]:
+        c.add(ws, cols)
+    assert c.render().count("<section") == b.render().count("<section")
+
+
 def test_merge_refuses_other_modes():
     with pytest.raises(WafertkError, match="different modes"):
         BatchReportBuilder("two-phase").merge(BatchReportBuilder("detect"))

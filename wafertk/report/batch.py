@@ -533,6 +533,18 @@ class BatchReportBuilder:
         p = np.array([code[c] for c in pn.tolist()], np.int64)[pi.reshape(-1)]
         self._cm += np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
+    # ---------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict:
+        # sent between processes by wafertk.distributed; itertools.count is not picklable
+        # on every Python version, so the tie-breaker travels as its next value
+        state = self.__dict__.copy()
+        state["_tie"] = next(self._tie)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._tie = itertools.count(state["_tie"])
+
     # ---------------------------------------------------------------- merge
     def merge(self, other: BatchReportBuilder) -> BatchReportBuilder:
         """Add what ``other`` accumulated over the wafers that follow this builder's.
