@@ -21,6 +21,8 @@ is re-run):
   precision >= 0.80 (the shipped rule, here fitted and read on the same wafers, so an
   upper bound that ranks tries), best F1;
 * classifier (8 patterns): macro-F1 and accuracy on the defect wafers;
+* ``score --task stack --model A --model B``: the mean of the models' probabilities (CNN +
+  XGBoost), nothing fitted;
 * classifier with ``data.classes=all`` (one 9-class network): 9-class macro-F1 over all
   wafers, beside the two-phase pipeline's (``score two-phase``).
 
@@ -43,6 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(os.environ.get("WORK", "/tmp/wafertk-shipped"))
 RESULTS = ROOT / "benchmarks" / "results" / "experiments.json"
+KINDS = ("cnn-classifier", "xgboost-classifier", "ensemble-classifier")
 CONFIGS = {"detector": ROOT / "configs" / "detector.yaml",
            "classifier": ROOT / "configs" / "classifier.yaml"}
 
@@ -91,13 +94,25 @@ def score(model_path, task: str, tta: str | None = None, detector=None) -> dict:
         from wafertk.inspect.model import TwoPhaseClassifier
 
         pipe = TwoPhaseClassifier(load_model(detector or "detector", kind="cnn-detector"),
-                                  load_model(model_path, kind=("cnn-classifier",
-                                                               "xgboost-classifier")))
+                                  load_model(model_path, kind=KINDS))
         pred = np.asarray(pipe.predict_columns(ws)["pattern"]).astype(str)
         classes = sorted(set(labels))
         figs = class_figures(labels, pred, classes)
+    elif task == "stack":
+        # the mean of two classifiers' probabilities (e.g. CNN + XGBoost), nothing fitted
+        models = [load_model(m, kind=KINDS) for m in model_path]
+        classes = [str(c) for c in models[0].classes_]
+        if any([str(c) for c in m.classes_] != classes for m in models):
+            raise SystemExit("the stacked models have different classes")
+        keep = np.flatnonzero(np.isin(labels, classes))
+        sub = ws.take(keep)
+        proba = np.mean([predict(m, sub, tta if hasattr(m, "tta") else None)
+                         for m in models], axis=0)
+        pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)].astype(str)
+        figs = class_figures(labels[keep], pred, classes)
+        figs["wafers"] = int(len(keep))
     else:
-        clf = load_model(model_path, kind=("cnn-classifier", "xgboost-classifier"))
+        clf = load_model(model_path, kind=KINDS)
         classes = [str(c) for c in clf.classes_]
         keep = np.flatnonzero(np.isin(labels, classes))
         sub = ws.take(keep)
@@ -176,8 +191,10 @@ def main() -> int:
     t.add_argument("--note", default="")
     s = sub.add_parser("score")
     s.add_argument("name")
-    s.add_argument("--task", choices=["detector", "classifier", "two-phase"], required=True)
-    s.add_argument("--model", required=True)
+    s.add_argument("--task", choices=["detector", "classifier", "two-phase", "stack"],
+                   required=True)
+    s.add_argument("--model", required=True, action="append",
+                   help="a model folder or shipped name; stack: give it twice or more")
     s.add_argument("--detector", default=None)
     s.add_argument("--tta", default=None)
     s.add_argument("--note", default="")
@@ -198,8 +215,9 @@ def main() -> int:
             record(f"{args.name}+{args.tta}", dict(entry, figures=score(out, args.task,
                                                                        tta=args.tta)))
     else:
-        figs = score(args.model, args.task, args.tta, args.detector)
-        record(args.name, {"task": args.task, "model": str(args.model), "figures": figs,
+        model = args.model if args.task == "stack" else args.model[0]
+        figs = score(model, args.task, args.tta, args.detector)
+        record(args.name, {"task": args.task, "model": str(model), "figures": figs,
                            "note": args.note})
     print(json.dumps(figs, indent=1))
     return 0

@@ -73,7 +73,7 @@ def calibrate(model, wafers, output, target_recall, min_precision, max_error, co
 
     WaferFile(wafers).close()
     load_manifest(resolve_model(model), ("cnn-detector", "cnn-classifier",
-                                         "xgboost-classifier"))
+                                         "xgboost-classifier", "ensemble-classifier"))
     import_tensorflow()
     from wafertk.calibrate import calibrate_model
 

@@ -1,10 +1,18 @@
-"""``wafertk train ...`` (group; subcommands come from other modules) and ``wafertk models``."""
+"""``wafertk train ...`` (group; subcommands come from other modules), ``wafertk models`` and
+``wafertk ensemble``."""
 
 from __future__ import annotations
 
 import click
 
-from ._common import handle_errors
+from ._common import (
+    check_output,
+    echo_summary,
+    handle_errors,
+    import_tensorflow,
+    output_option,
+    quiet_option,
+)
 
 
 @click.group(short_help="Train a model on a labeled wafers.h5 file.")
@@ -66,4 +74,45 @@ def models(pattern: str) -> None:
                    "docs/production.md.")
 
 
-COMMANDS = [train, models]
+@click.command("ensemble", short_help="Combine pattern classifiers (mean of probabilities).")
+@click.argument("members", nargs=-1, required=True)
+@output_option("New ensemble model folder (written atomically).")
+@click.option("--weight", "weights", type=float, multiple=True,
+              help="One per member, in order (default: equal weights).")
+@quiet_option
+@handle_errors
+def ensemble(members, output, weights, quiet) -> None:
+    """Combine pattern classifiers MEMBERS (folders or shipped names) into one model.
+
+    The ensemble's probabilities are the weighted mean of its members' (same classes, same
+    order); the members are copied into the new folder. Use it as --classifier, and refit its
+    review level and conformal sets on your labelled wafers with wafertk calibrate.
+
+    \b
+    Example:
+      wafertk ensemble classifier xgboost -o models/cnn+xgb
+      wafertk calibrate models/cnn+xgb fab.h5 -o models/cnn+xgb-fab --detector detector
+    """
+    import time
+
+    from wafertk.errors import WafertkError
+    from wafertk.models.ensemble import MEMBER_KINDS, build_ensemble
+    from wafertk.models.manifest import load_manifest
+    from wafertk.registry import resolve_model
+
+    t0 = time.perf_counter()
+    check_output(output, folder=True, marker="manifest.json")
+    if len(members) < 2:
+        raise WafertkError("an ensemble needs at least two classifiers")
+    if weights and len(weights) != len(members):
+        raise WafertkError(f"--weight given {len(weights)} times for {len(members)} members")
+    for m in members:
+        load_manifest(resolve_model(m), MEMBER_KINDS)
+    import_tensorflow()
+    build_ensemble(members, output, weights=list(weights) or None)
+    w = list(weights) or [1.0] * len(members)
+    echo_summary(quiet, output, ", ".join(f"{m} x {v / sum(w):.2f}"
+                                          for m, v in zip(members, w, strict=True)), t0)
+
+
+COMMANDS = [train, models, ensemble]

@@ -172,6 +172,11 @@ def conformal_threshold(p_true: np.ndarray, coverage: float = 0.9) -> float:
     return 1.0 if k > n else float(scores[k - 1])
 
 
+#: The pattern classifiers ``calibrate`` refits (a temperature where the model has one, the
+#: review level and the conformal sets).
+CLASSIFIER_KINDS = ("cnn-classifier", "xgboost-classifier", "ensemble-classifier")
+
+
 def _predict_proba(predictor, ws, batch_size: int) -> np.ndarray:
     """Class probabilities of any loaded model: CNNs predict in batches, XGBoost at once."""
     from wafertk.baseline.model import XGBoostWaferClassifier
@@ -189,7 +194,7 @@ def _pipeline_review_level(folder: Path, detector, ws, labels: np.ndarray, extra
     from wafertk.registry import load_model
 
     det = load_model(detector, kind="cnn-detector")
-    clf = load_model(folder, kind=("cnn-classifier", "xgboost-classifier"))
+    clf = load_model(folder, kind=CLASSIFIER_KINDS)
     pipe = TwoPhaseClassifier(det, clf, review_below=0.0)
     cols = pipe.predict_columns(ws, batch_size=batch_size)
     conf = np.asarray(cols["confidence"], np.float64)
@@ -279,7 +284,7 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
     if rule not in RULES:
         raise WafertkError(f"unknown threshold rule {rule!r}: expected {', '.join(RULES)}")
     src = resolve_model(model)
-    predictor = load_model(src, kind=("cnn-detector", "cnn-classifier", "xgboost-classifier"))
+    predictor = load_model(src, kind=("cnn-detector",) + CLASSIFIER_KINDS)
     man = load_manifest(src)
     if tta is not None:
         from wafertk.models.predictors import check_tta

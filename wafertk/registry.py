@@ -270,6 +270,7 @@ for _kind, _target in [
     ("cnn-detector", "wafertk.models.predictors:load_cnn_predictor"),
     ("cnn-classifier", "wafertk.models.predictors:load_cnn_predictor"),
     ("xgboost-classifier", "wafertk.baseline.model:XGBoostWaferClassifier.load"),
+    ("ensemble-classifier", "wafertk.models.ensemble:load_ensemble"),
     ("anomaly-detector", "wafertk.anomaly.estimators:load_detector"),  # issue 11
 ]:
     register_loader(_kind, _target)

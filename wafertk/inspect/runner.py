@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DETECTOR = SHIPPED_DIR / "detector"
 DEFAULT_CLASSIFIER = SHIPPED_DIR / "classifier"
 DEFAULT_XGBOOST = SHIPPED_DIR / "xgboost"
-PHASE2_KINDS = ("cnn-classifier", "xgboost-classifier")
+PHASE2_KINDS = ("cnn-classifier", "xgboost-classifier", "ensemble-classifier")
 
 
 def _load(spec, default: str, kinds):

@@ -1,0 +1,184 @@
+"""Ensembles of pattern classifiers: the weighted mean of their probabilities.
+
+An ensemble folder is self-contained: its members are copied into ``members/`` beside
+``members.json`` (their relative paths and weights) and the ``manifest.json`` of kind
+``"ensemble-classifier"``, so it is copied, shipped and recalibrated like any model folder.
+The mean of the members' calibrated probabilities goes through the ensemble's own
+temperature (1.0 until ``wafertk calibrate`` fits one), and the manifest's ``review_below``
+and ``conformal`` entries drive the inspection like those of a single classifier.
+
+On the production validation lots the mean of the CNN classifier and the XGBoost baseline
+beat both (docs/production.md): they err on different wafers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from wafertk.errors import ModelFileError, WafertkError
+from wafertk.models.calibration import apply_temperature, logits_from_proba
+from wafertk.models.manifest import Manifest, load_manifest, write_manifest
+
+KIND = "ensemble-classifier"
+MEMBER_KINDS = ("cnn-classifier", "xgboost-classifier")
+MEMBERS_FILE = "members.json"
+
+
+class EnsembleClassifier:
+    """Weighted mean of pattern classifiers' probabilities (same classes, same order).
+
+    Parameters
+    ----------
+    members : sequence
+        Loaded classifiers (:func:`wafertk.registry.load_model`), each with ``classes_`` and
+        ``predict_proba``.
+    weights : sequence of float
+        Non-negative, not all zero; normalised to sum to 1.
+    manifest : Manifest
+        The ensemble's manifest (``extra.temperature``, ``review_below``, ``conformal``).
+
+    Attributes
+    ----------
+    classes_ : list of str
+    weights_ : ndarray
+    temperature : float
+    """
+
+    def __init__(self, members: Sequence, weights: Sequence[float], manifest: Manifest) -> None:
+        self.members = list(members)
+        w = np.asarray(weights, np.float64)
+        if len(w) != len(self.members) or not len(w) or (w < 0).any() or w.sum() <= 0:
+            raise WafertkError("ensemble weights must be one non-negative value per member, "
+                               "not all zero")
+        self.weights_ = w / w.sum()
+        self.manifest = manifest
+        self.kind = manifest.kind
+        self.classes_ = list(manifest.classes)
+        for m in self.members:
+            if [str(c) for c in m.classes_] != self.classes_:
+                raise WafertkError(f"ensemble member classes {list(m.classes_)} differ from "
+                                   f"the ensemble's {self.classes_}")
+        self.temperature = float(manifest.extra.get("temperature", 1.0) or 1.0)
+
+    def predict_proba(self, ws, batch_size: int = 1024) -> np.ndarray:
+        """Calibrated class probabilities, shape (n, len(classes_)), rows summing to 1."""
+        total = np.zeros((len(ws), len(self.classes_)))
+        if len(ws) == 0:
+            return total
+        for w, m in zip(self.weights_, self.members, strict=True):
+            if hasattr(m, "forward"):  # CNNs predict in batches
+                p = m.predict_proba(ws, batch_size)
+            else:
+                p = m.predict_proba(ws)
+            total += w * np.asarray(p, np.float64)
+        if self.temperature == 1.0:
+            return total / total.sum(axis=1, keepdims=True)
+        return apply_temperature(logits_from_proba(total), self.temperature)
+
+    def predict(self, ws, batch_size: int = 1024) -> np.ndarray:
+        """The most probable class of each wafer."""
+        proba = self.predict_proba(ws, batch_size)
+        return np.asarray(self.classes_, dtype=object)[proba.argmax(axis=1)]
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{getattr(m, 'kind', type(m).__name__)}:{w:.2f}"
+                          for m, w in zip(self.members, self.weights_, strict=True))
+        return f"EnsembleClassifier({kinds})"
+
+
+def build_ensemble(members: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                   weights: Sequence[float] | None = None) -> Path:
+    """Write an ensemble model folder from classifier folders or shipped names.
+
+    Parameters
+    ----------
+    members : sequence of str or os.PathLike
+        Two or more pattern classifiers (``cnn-classifier`` / ``xgboost-classifier``
+        folders, or shipped names such as ``classifier`` and ``xgboost``) with the same
+        classes in the same order.
+    out : str or os.PathLike
+        The new folder, written atomically.
+    weights : sequence of float, optional
+        One per member (default equal weights).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    WafertkError
+        Fewer than two members, a member of another kind, different classes, bad weights,
+        or a member that does not load (checked before the folder is put in place).
+    """
+    from wafertk._atomic import atomic_path
+    from wafertk.registry import resolve_model
+
+    if len(members) < 2:
+        raise WafertkError("an ensemble needs at least two classifiers")
+    weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
+        raise WafertkError(f"give one non-negative weight per member ({len(members)}), "
+                           "not all zero")
+    folders = [resolve_model(m) for m in members]
+    mans = [load_manifest(f, MEMBER_KINDS) for f in folders]
+    classes = list(mans[0].classes)
+    for f, m in zip(folders[1:], mans[1:], strict=True):
+        if list(m.classes) != classes:
+            raise WafertkError(f"{f}: classes {list(m.classes)} differ from {folders[0]}'s "
+                               f"{classes}")
+    with atomic_path(out, directory=True) as tmp:
+        entries = []
+        for i, (f, m, w) in enumerate(zip(folders, mans, weights, strict=True)):
+            rel = f"members/{i}-{m.kind}"
+            shutil.copytree(f, tmp / rel)
+            entries.append({"path": rel, "kind": m.kind, "weight": w, "from": str(f)})
+        (tmp / MEMBERS_FILE).write_text(json.dumps({"members": entries}, indent=2) + "\n")
+        write_manifest(tmp, Manifest(
+            kind=KIND, model_file=MEMBERS_FILE, classes=classes, input_size=None,
+            preprocessing={"members": [e["kind"] for e in entries]},
+            extra={"temperature": 1.0, "members": entries}))
+        load_ensemble(tmp)  # every member loads: nothing is renamed into place otherwise
+    return Path(out)
+
+
+def load_ensemble(folder: str | os.PathLike, manifest: Manifest | None = None
+                  ) -> EnsembleClassifier:
+    """Load an ensemble folder written by :func:`build_ensemble` (the registry's loader).
+
+    Raises
+    ------
+    ModelFileError
+        A missing or malformed ``members.json``, a member folder outside the ensemble, or a
+        member that does not load.
+    """
+    from wafertk.registry import load_model
+
+    folder = Path(folder)
+    if manifest is None:
+        manifest = load_manifest(folder, (KIND,))
+    path = folder / manifest.model_file
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["members"]
+        rels = [str(e["path"]) for e in entries]
+        weights = [float(e["weight"]) for e in entries]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(path, f"malformed ensemble member list ({exc})") from None
+    root = folder.resolve()
+    members = []
+    for rel in rels:
+        sub = (folder / rel).resolve()
+        if root not in sub.parents:
+            raise ModelFileError(path, f"member {rel!r} lies outside the ensemble folder")
+        members.append(load_model(sub, kind=MEMBER_KINDS))
+    try:
+        return EnsembleClassifier(members, weights, manifest)
+    except WafertkError as exc:
+        raise ModelFileError(folder, str(exc)) from None
