@@ -54,10 +54,11 @@ MODELS: dict[str, dict] = {
 }
 
 
-def make(name: str, epochs: int | None, input_size: int, seed: int, rotation_transforms):
+def make(name: str, epochs: int | None, input_size: int, seed: int, rotation_transforms,
+         trim_fraction: float = 0.0):
     from wafertk.anomaly.estimators import MODELS as BY_NAME
 
-    kw = dict(MODELS[name])
+    kw = dict(MODELS[name], trim_fraction=trim_fraction)
     if epochs is not None:
         kw["epochs"] = epochs
     if name == "rotation" and rotation_transforms:
@@ -81,6 +82,8 @@ def main() -> None:
     ap.add_argument("--max-train", type=int, help="Subsample the training wafers.")
     ap.add_argument("--max-test", type=int, help="Subsample the production test wafers.")
     ap.add_argument("--rotation-transforms", help="e.g. rotate,flip (default translate).")
+    ap.add_argument("--trim-fraction", type=float, default=0.0,
+                    help="Robust training: share of each batch (highest loss) left out.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
                     "anomaly_wafers.json")
@@ -147,7 +150,8 @@ def main() -> None:
         d = data[s]
         results[s] = {"training_data": d["what"], "n_train": len(d["train"]), "models": {}}
         for m in models:
-            est = make(m, args.epochs, args.input_size, args.seed, args.rotation_transforms)
+            est = make(m, args.epochs, args.input_size, args.seed, args.rotation_transforms,
+                       args.trim_fraction)
             t = time.perf_counter()
             est.fit(d["train"], X_val=d["X_val"], y_val=d["y_val"],
                     on_epoch=lambda line: print("  " + line, flush=True))
@@ -177,7 +181,8 @@ def main() -> None:
                        for k, v in MODELS[m].items()} for m in models},
         "overrides": {"epochs": args.epochs, "max_train": args.max_train,
                       "max_test": args.max_test, "input_size": args.input_size,
-                      "rotation_transforms": args.rotation_transforms, "seed": args.seed},
+                      "rotation_transforms": args.rotation_transforms,
+                      "trim_fraction": args.trim_fraction, "seed": args.seed},
         "full_protocol": args.max_train is None and args.max_test is None,
         "settings": results,
         "wall_seconds": round(time.perf_counter() - t0, 1),

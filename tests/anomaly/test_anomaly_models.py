@@ -132,6 +132,17 @@ def test_deep_svdd_is_bias_free_with_a_fixed_centre(wafers):
     assert est.radius_ == 0.0 and "grad_norm_distance" in est.history_
 
 
+def test_trimming_leaves_out_the_highest_losses(wafers):
+    est = VAEDetector(trim_fraction=0.25)
+    mask = np.asarray(est._trim_mask(np.array([1.0, 5.0, 2.0, 10.0], np.float32)))
+    np.testing.assert_array_equal(mask, [1, 1, 1, 0])
+    assert float(est._mean(np.array([1.0, 5.0, 2.0, 10.0], np.float32), mask)) == \
+        pytest.approx(8 / 3)
+    normal, _, _ = wafers
+    svdd = DeepSVDDDetector(latent_dim=4, epochs=1, trim_fraction=0.25, **TINY).fit(normal)
+    assert np.isfinite(svdd.history_["distance"]).all()
+
+
 def test_soft_boundary_radius_leaves_about_nu_outside(wafers):
     normal, _, _ = wafers
     est = DeepSVDDDetector(objective="soft-boundary", nu=0.25, warm_up_epochs=1, latent_dim=4,

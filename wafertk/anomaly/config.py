@@ -58,6 +58,9 @@ class AnomalyTrainConfig:
     #: deep-svdd-soft: epochs before the radius is updated
     warm_up_epochs: int = field(default=10, metadata=_NON_NEGATIVE)
     seed: int | None = field(default=0, metadata=_NON_NEGATIVE)
+    #: robust training: leave out this share of each batch, the samples of highest loss
+    trim_fraction: float = field(default=0.0, metadata={"check": in_range(0, 0.5,
+                                                                           hi_open=True)})
 
 
 @dataclass
@@ -135,6 +138,7 @@ def estimator_from_config(cfg: AnomalyConfig) -> Any:
                   weight_decay=t.weight_decay, input_size=d.input_size, gcn=d.gcn,
                   contamination=cfg.decision.contamination,
                   threshold_method=cfg.decision.method, random_state=t.seed,
+                  trim_fraction=t.trim_fraction,
                   conv_filters=tuple(m.conv_filters), attention=m.attention)
     if m.name in ("vae", "ocvae"):
         kw = dict(latent_dim=m.latent_dim, beta=m.beta)

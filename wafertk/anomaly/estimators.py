@@ -280,6 +280,27 @@ class BaseDeepDetector(BaseEstimator):
     def _epoch_end(self, x) -> dict[str, float]:
         return {}
 
+    def _trim_mask(self, per_sample):
+        """Weights 1 for the samples of a batch that count, 0 for the ``trim_fraction`` of
+        them with the highest loss (a robust objective for training data holding anomalies),
+        or None without trimming."""
+        if not self.trim_fraction:
+            return None
+        if not 0 <= self.trim_fraction < 1:
+            raise WafertkError(f"trim_fraction must be in [0, 1), got {self.trim_fraction}")
+        per_sample = ops.stop_gradient(per_sample)
+        n = ops.shape(per_sample)[0]
+        k = ops.maximum(ops.cast(ops.ceil((1.0 - self.trim_fraction)
+                                          * ops.cast(n, "float32")), "int32"), 1)
+        kth = ops.take(ops.sort(per_sample), k - 1)
+        return ops.cast(per_sample <= kth, "float32")
+
+    @staticmethod
+    def _mean(v, mask):
+        if mask is None:
+            return ops.mean(v)
+        return ops.sum(v * mask) / ops.maximum(ops.sum(mask), 1.0)
+
     def _weight_decay(self, model) -> Any:
         kernels = [v for v in model.trainable_variables
                    if v.name in ("kernel", "wq", "wk", "wv")]
@@ -490,6 +511,9 @@ class VAEDetector(BaseDeepDetector):
         Share of normal samples above the threshold (see :func:`choose_threshold`).
     threshold_method : {"quantile", "f1"}, default "quantile"
         ``"f1"``: best validation F1 when validation labels hold both kinds.
+    trim_fraction : float, default 0.0
+        Robust training: in each batch the samples with the highest loss (this share) are
+        left out of the loss, so anomalies hidden in unlabeled training data pull less.
     random_state : int, optional
 
     Attributes
@@ -509,7 +533,7 @@ class VAEDetector(BaseDeepDetector):
                  epochs: int = 20, batch_size: int = 128, learning_rate: float = 1e-3,
                  weight_decay: float = 0.0, input_size: int = 32, gcn: bool = False,
                  contamination: float = 0.05, threshold_method: str = "quantile",
-                 random_state: int | None = None) -> None:
+                 trim_fraction: float = 0.0, random_state: int | None = None) -> None:
         self.latent_dim = latent_dim
         self.conv_filters = conv_filters
         self.attention = attention
@@ -523,6 +547,7 @@ class VAEDetector(BaseDeepDetector):
         self.gcn = gcn
         self.contamination = contamination
         self.threshold_method = threshold_method
+        self.trim_fraction = trim_fraction
         self.random_state = random_state
 
     def _build(self, shape):
@@ -546,8 +571,11 @@ class VAEDetector(BaseDeepDetector):
 
     def _loss_terms(self, xb):
         out = self.model_(xb, training=True)
-        terms = {"reconstruction": ops.mean(self._recon(xb, out["reconstruction"])),
-                 "kl": self.beta * ops.mean(self._kl(out["z_mean"], out["z_log_var"]))}
+        rec, kl = self._recon(xb, out["reconstruction"]), self._kl(out["z_mean"],
+                                                                  out["z_log_var"])
+        mask = self._trim_mask(rec + self.beta * kl)
+        terms = {"reconstruction": self._mean(rec, mask),
+                 "kl": self.beta * self._mean(kl, mask)}
         if self.weight_decay:
             terms["weight_decay"] = self._weight_decay(self.model_)
         return terms
@@ -601,12 +629,13 @@ class OneClassVAEDetector(VAEDetector):
                  epochs: int = 20, batch_size: int = 128, learning_rate: float = 1e-3,
                  weight_decay: float = 0.0, input_size: int = 32, gcn: bool = False,
                  contamination: float = 0.05, threshold_method: str = "quantile",
-                 random_state: int | None = None) -> None:
+                 trim_fraction: float = 0.0, random_state: int | None = None) -> None:
         super().__init__(latent_dim=latent_dim, conv_filters=conv_filters, attention=attention,
                          beta=beta, score=score, epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, weight_decay=weight_decay,
                          input_size=input_size, gcn=gcn, contamination=contamination,
-                         threshold_method=threshold_method, random_state=random_state)
+                         threshold_method=threshold_method, trim_fraction=trim_fraction,
+                         random_state=random_state)
         self.centre_weight = centre_weight
 
     def _weights(self) -> list[float]:
@@ -660,9 +689,13 @@ class OneClassVAEDetector(VAEDetector):
 
     def _loss_terms(self, xb):
         out = self.model_(xb, training=True)
-        terms = {"reconstruction": ops.mean(self._recon(xb, out["reconstruction"])),
-                 "kl": self.beta * ops.mean(self._kl(out["z_mean"], out["z_log_var"])),
-                 "centre": self.centre_weight_ * ops.mean(out["centre_distance"])}
+        rec, kl = self._recon(xb, out["reconstruction"]), self._kl(out["z_mean"],
+                                                                  out["z_log_var"])
+        d = out["centre_distance"]
+        mask = self._trim_mask(rec + self.beta * kl + self.centre_weight_ * d)
+        terms = {"reconstruction": self._mean(rec, mask),
+                 "kl": self.beta * self._mean(kl, mask),
+                 "centre": self.centre_weight_ * self._mean(d, mask)}
         if self.weight_decay:
             terms["weight_decay"] = self._weight_decay(self.model_)
         return terms
@@ -710,7 +743,7 @@ class DeepSVDDDetector(BaseDeepDetector):
     warm_up_epochs : int, default 10
     pretrain_epochs : int, default 0
         Autoencoder pre-training of the network (the paper's choice) before fixing ``c``.
-    input_size, gcn, contamination, threshold_method, random_state
+    input_size, gcn, contamination, threshold_method, trim_fraction, random_state
         As :class:`VAEDetector`.
 
     Attributes
@@ -730,7 +763,8 @@ class DeepSVDDDetector(BaseDeepDetector):
                  learning_rate: float = 1e-4, weight_decay: float = 1e-6,
                  warm_up_epochs: int = 10, pretrain_epochs: int = 0, input_size: int = 32,
                  gcn: bool = False, contamination: float = 0.05,
-                 threshold_method: str = "quantile", random_state: int | None = None) -> None:
+                 threshold_method: str = "quantile", trim_fraction: float = 0.0,
+                 random_state: int | None = None) -> None:
         self.objective = objective
         self.nu = nu
         self.latent_dim = latent_dim
@@ -747,6 +781,7 @@ class DeepSVDDDetector(BaseDeepDetector):
         self.gcn = gcn
         self.contamination = contamination
         self.threshold_method = threshold_method
+        self.trim_fraction = trim_fraction
         self.random_state = random_state
 
     def _fit(self, x, xv, yv, on_epoch) -> None:
@@ -797,12 +832,13 @@ class DeepSVDDDetector(BaseDeepDetector):
 
     def _loss_terms(self, xb):
         d = self.model_(xb, training=True)["centre_distance"]
+        mask = self._trim_mask(d)
         if self.objective == "soft-boundary":
             r2 = ops.square(self._radius)
             terms = {"radius": r2,
-                     "distance": (1.0 / self.nu) * ops.mean(ops.relu(d - r2))}
+                     "distance": (1.0 / self.nu) * self._mean(ops.relu(d - r2), mask)}
         else:
-            terms = {"distance": ops.mean(d)}
+            terms = {"distance": self._mean(d, mask)}
         if self.weight_decay:
             terms["weight_decay"] = self._weight_decay(self.model_)
         return terms
@@ -910,7 +946,7 @@ class TransformDetector(BaseDeepDetector):
     dense_units : int, default 128
     attention : bool, default False
     epochs, batch_size, learning_rate, weight_decay, input_size, gcn, contamination,
-    threshold_method, random_state
+    threshold_method, trim_fraction, random_state
         As :class:`VAEDetector`.
 
     Attributes
@@ -926,7 +962,8 @@ class TransformDetector(BaseDeepDetector):
                  attention: bool = False, epochs: int = 10, batch_size: int = 128,
                  learning_rate: float = 1e-3, weight_decay: float = 0.0, input_size: int = 32,
                  gcn: bool = False, contamination: float = 0.05,
-                 threshold_method: str = "quantile", random_state: int | None = None) -> None:
+                 threshold_method: str = "quantile", trim_fraction: float = 0.0,
+                 random_state: int | None = None) -> None:
         self.transforms = transforms
         self.shift = shift
         self.conv_filters = conv_filters
@@ -940,6 +977,7 @@ class TransformDetector(BaseDeepDetector):
         self.gcn = gcn
         self.contamination = contamination
         self.threshold_method = threshold_method
+        self.trim_fraction = trim_fraction
         self.random_state = random_state
 
     def _fill(self):
@@ -971,8 +1009,8 @@ class TransformDetector(BaseDeepDetector):
 
     def _loss_terms(self, xb, tb):
         logits = self.model_(xb, training=True)["logits"]
-        terms = {"cross_entropy": ops.mean(keras.losses.sparse_categorical_crossentropy(
-            tb, logits, from_logits=True))}
+        ce = keras.losses.sparse_categorical_crossentropy(tb, logits, from_logits=True)
+        terms = {"cross_entropy": self._mean(ce, self._trim_mask(ce))}
         if self.weight_decay:
             terms["weight_decay"] = self._weight_decay(self.model_)
         return terms
