@@ -934,8 +934,9 @@ class TransformDetector(BaseDeepDetector):
 
     On wafer maps rotations and flips carry little information on normal wafers (a round
     wafer with random fails looks the same turned or mirrored, so the classifier cannot learn
-    them there); translations can (the wafer sits in the centre of its grid). Measure with
-    ``benchmarks/anomaly_wafers.py``.
+    them there); translations can be learnt (the wafer sits in the centre of its grid), but
+    from the wafer's outline, which defective wafers share. Measure with
+    ``benchmarks/anomaly_wafers.py`` (docs/anomaly.md).
 
     Parameters
     ----------
