@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_dask.py                 # the >= 1,000,000-wafer run
     .venv/bin/python benchmarks/bench_dask.py --n 50000       # a quick check (small figures)
+    [--classifier NAME] [--detector NAME]                     # default: the command's models
 
 1. Builds (once, into ``--workdir``, default ``/tmp/wafertk-bench-dask``, never the repository)
    a ``wafers.h5`` of ``--n`` real WM-811K wafers: the three packs of
@@ -15,8 +16,9 @@
    (Python and TensorFlow start-up, cluster start, model loading on every worker, the report).
 3. Records wafers/s, the speed-up over the single-process run, the peak memory of every
    worker process and of the client (``run.json``), the peak memory of the single-process
-   run, and checks that every run's ``predictions.csv`` is byte-identical to the
-   single-process one (SHA-256).
+   run (the file is built in a child process so that this one stays small: Linux carries a
+   process's peak RSS over fork and exec), and checks that every run's ``predictions.csv``
+   is byte-identical to the single-process one (SHA-256).
 
 Writes ``benchmarks/results/dask.json`` (``--out``).
 """
@@ -28,7 +30,6 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -93,30 +94,32 @@ def sha256(path: Path) -> str:
 
 
 def run_classify(data: Path, out: Path, batch_size: int, scheduler: str | None,
-                 report: bool) -> dict:
+                 report: bool, models: list[str]) -> dict:
     """One ``wafertk classify`` command in a fresh process: wall time and what it wrote."""
     exe = Path(sys.executable).with_name("wafertk")
     cmd = [str(exe), "classify", str(data), "-o", str(out), "--batch-size", str(batch_size),
-           "-q"]
+           "-q", *models]
     if scheduler:
         cmd += ["--scheduler", scheduler]
     if not report:
         cmd.append("--no-report")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # a small wrapper whose only child is the command: its RUSAGE_CHILDREN peak is the
+    # command's own (the command process; a local cluster's workers are reported by run.json)
+    wrap = ("import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True)\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    done = subprocess.run([sys.executable, "-c", wrap, *cmd], check=True,
+                          stdout=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
-    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kib = int(done.stdout.strip().splitlines()[-1])
     run = json.loads((out / "run.json").read_text())
     res = {"command": " ".join(["wafertk", *cmd[1:]]), "wall_seconds": round(wall, 1),
            "wafers": run["wafers"], "wafers_per_second": round(run["wafers"] / wall, 1),
            "run_seconds": run["seconds"], "sha256": sha256(out / "predictions.csv")}
+    res["peak_rss_mib"] = round(peak_kib / 1024, 1)  # the command's process
     if scheduler:
         res.update(workers=run.get("workers"), ranges=run.get("ranges"),
-                   peak_rss_mib_per_worker=run.get("peak_rss_mib_per_worker"),
-                   peak_rss_mib_client=run.get("peak_rss_mib_client"))
-    elif peak_children > before:  # the first child run: its own peak
-        res["peak_rss_mib"] = round(peak_children / 1024, 1)
+                   peak_rss_mib_per_worker=run.get("peak_rss_mib_per_worker"))
     return res
 
 
@@ -128,28 +131,39 @@ def main() -> None:
     ap.add_argument("--no-report", action="store_true", help="time without report.html")
     ap.add_argument("--src", default=str(ROOT.parent / "shared/data/wm811k"))
     ap.add_argument("--workdir", default="/tmp/wafertk-bench-dask")
+    ap.add_argument("--detector", help="--detector of every run (default: the command's)")
+    ap.add_argument("--classifier", help="--classifier of every run (default: the command's)")
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/dask.json"))
+    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     data = work / f"wm811k_tiled_{args.n}.h5"
     info_path = data.with_suffix(".json")
-    if data.exists() and info_path.exists():
-        built = json.loads(info_path.read_text())
-    else:
-        built = build_tiled(args.n, Path(args.src), data)
-        info_path.write_text(json.dumps(built))
+    if args.build_only:
+        sys.path.insert(0, str(ROOT))
+        info_path.write_text(json.dumps(build_tiled(args.n, Path(args.src), data)))
+        return
+    if not (data.exists() and info_path.exists()):
+        # in a child process: this one stays small, so the peak memory of the runs it
+        # starts is theirs (Linux carries a process's peak RSS over fork and exec)
+        subprocess.run([sys.executable, __file__, "--build-only", "--n", str(args.n),
+                        "--src", args.src, "--workdir", args.workdir], check=True)
+    built = json.loads(info_path.read_text())
+    models = [*(["--detector", args.detector] if args.detector else []),
+              *(["--classifier", args.classifier] if args.classifier else [])]
     print(f"input {data}: {built['wafers']:,} wafers", flush=True)
 
     report = not args.no_report
     runs = []
-    single = run_classify(data, work / "out-single", args.batch_size, None, report)
+    single = run_classify(data, work / "out-single", args.batch_size, None, report, models)
     single["config"] = "single process"
     runs.append(single)
     print(f"single process: {single['wafers_per_second']:,.0f} wafers/s", flush=True)
     for k in [int(x) for x in args.workers.split(",") if x.strip()]:
-        r = run_classify(data, work / f"out-local{k}", args.batch_size, f"local:{k}", report)
+        r = run_classify(data, work / f"out-local{k}", args.batch_size, f"local:{k}", report,
+                         models)
         r["config"] = f"LocalCluster, {k} worker{'s' if k > 1 else ''}"
         r["speedup_vs_single"] = round(r["wafers_per_second"] / single["wafers_per_second"], 2)
         r["identical_to_single"] = r["sha256"] == single["sha256"]
@@ -161,6 +175,7 @@ def main() -> None:
     import dask
     import distributed
 
+    sys.path.insert(0, str(ROOT))
     import wafertk
 
     result = {
@@ -168,7 +183,8 @@ def main() -> None:
         "command": "python benchmarks/bench_dask.py " + " ".join(sys.argv[1:]),
         "full_size": args.n >= 1_000_000,
         "input": {**built, "path": str(data)},
-        "batch_size": args.batch_size, "report": report, "runs": runs,
+        "batch_size": args.batch_size, "report": report, "models": models or "defaults",
+        "runs": runs,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "wafertk": wafertk.__version__,
