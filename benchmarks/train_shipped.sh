@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Reproduce the shipped models (wafertk/models/shipped/{detector,classifier,xgboost}) with one
-# command. Big intermediates go to $WORK (default /tmp/wafertk-shipped).
+# Reproduce the shipped models (wafertk/models/shipped/{detector,classifier,xgboost,ensemble})
+# with one command. Big intermediates go to $WORK (default /tmp/wafertk-shipped).
 #   bash benchmarks/train_shipped.sh [detector] [classifier] [xgboost]   # default: all three
+#   CALIBRATE_ONLY=1 bash benchmarks/train_shipped.sh ...   # steps 3-5 on the runs in $WORK
 #
 # 1. data: the WM-811K Training partition + the Test A lots outside the production test and
 #    the demo sample (benchmarks/shipped_data.py train);
 # 2. training with the packaged configs (configs/*.yaml), lot-disjoint validation split;
 # 3. decisions fitted at production prevalence: the validation wafers from Test A lots
 #    (whole production lots, never trained on) calibrate the detector's threshold (highest
-#    recall at precision >= 0.8) and temperature, and the classifiers' temperature, review
-#    level (at most 2 % errors among auto-accepted wafers) and conformal sets (90 %);
-# 4. the calibrated models are copied into wafertk/models/shipped/, with the production test's
+#    recall at precision >= 0.8) and temperature, with test-time augmentation (rot4), and
+#    the classifiers' temperature, review level (at most 2 % errors among auto-accepted
+#    wafers) and conformal sets (90 %);
+# 4. the default phase 2, the mean of the CNN's and XGBoost's probabilities
+#    (`wafertk ensemble`), calibrated likewise;
+# 5. the calibrated models are copied into wafertk/models/shipped/, with the production test's
 #    lots recorded in their manifests.
 # Then: python benchmarks/eval_production.py   (the production test -> results JSON)
 #       python benchmarks/eval_shipped.py      (the validation split -> results JSON)
@@ -27,6 +31,7 @@ export TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD=1
 tasks=("$@")
 [ ${#tasks[@]} -eq 0 ] && tasks=(detector classifier xgboost)
 for task in "${tasks[@]}"; do
+  [ -n "${CALIBRATE_ONLY:-}" ] && break   # refit the decisions of the runs in $WORK/TASK
   start=$(date +%s)
   "${WAFERTK[@]}" train "$task" --data "$WORK/train.h5" -o "$WORK/$task" --config "$task"
   echo "$task: $(( $(date +%s) - start )) s wall" | tee "$WORK/$task.time"
@@ -37,24 +42,24 @@ check=()
 "$PY" benchmarks/shipped_data.py production-validation "$WORK/train.h5" \
     "$WORK/production_validation.h5" "${check[@]}"
 
-for task in "${tasks[@]}"; do
-  case $task in
-    detector) opts=(--min-precision 0.8) ;;
-    *) det=$WORK/detector-calibrated
-       [ -d "$det" ] || det=detector   # the shipped detector when it is not retrained here
-       opts=(--max-error 0.02 --coverage 0.9 --detector "$det") ;;
-  esac
-  "${WAFERTK[@]}" calibrate "$WORK/$task" "$WORK/production_validation.h5" \
-      -o "$WORK/$task-calibrated" "${opts[@]}"
-  dest="wafertk/models/shipped/$task"
+# 3. decisions at production prevalence; the detector first (test-time augmentation: the mean
+#    over the 4 rotations, chosen on the production validation lots), since the classifiers'
+#    review levels are chosen on the two-phase output with it
+calibrate() {  # NAME OPTIONS...: $WORK/NAME -> $WORK/NAME-calibrated
+  local name=$1; shift
+  "${WAFERTK[@]}" calibrate "$WORK/$name" "$WORK/production_validation.h5" \
+      -o "$WORK/$name-calibrated" "$@"
+}
+ship() {  # NAME: $WORK/NAME-calibrated -> wafertk/models/shipped/NAME (+ the production test lots)
+  local dest="wafertk/models/shipped/$1" src="$WORK/$1-calibrated"
   rm -rf "$dest" && mkdir -p "$dest"
-  cp "$WORK/$task-calibrated/manifest.json" "$dest/"
-  for f in model.keras model.json history.csv config.yaml report.json report.md report/report.json; do
-    if [ -f "$WORK/$task-calibrated/$f" ]; then cp "$WORK/$task-calibrated/$f" "$dest/"; fi
+  for f in manifest.json model.keras model.json members.json history.csv config.yaml \
+           report.json report.md; do
+    if [ -f "$src/$f" ]; then cp "$src/$f" "$dest/"; fi
   done
+  if [ -d "$src/members" ]; then cp -r "$src/members" "$dest/"; fi
   "$PY" - "$dest/manifest.json" <<'PYEOF'
 import json, sys
-import numpy as np
 from wafertk.data.importers import read_npz_pack
 from wafertk.data.splits import PRODUCTION_TEST_FRACTION, PRODUCTION_TEST_SEED, production_test_lots
 path = sys.argv[1]
@@ -67,4 +72,22 @@ man["extra"]["production_test"] = {
     "note": "never used for training, tuning or calibration"}
 open(path, "w").write(json.dumps(man, indent=2) + "\n")
 PYEOF
+}
+trained() { [[ " ${tasks[*]} " == *" $1 "* ]]; }
+
+det=detector  # the shipped detector when it is not retrained here
+if trained detector; then
+  calibrate detector --min-precision 0.8 --tta rot4 && ship detector
+  det=$WORK/detector-calibrated
+fi
+for task in classifier xgboost; do
+  if trained "$task"; then
+    calibrate "$task" --max-error 0.02 --coverage 0.9 --detector "$det" && ship "$task"
+  fi
 done
+# 4. the default phase 2: the mean of the calibrated CNN's and XGBoost's probabilities
+cnn=$WORK/classifier-calibrated; trained classifier || cnn=classifier
+xgb=$WORK/xgboost-calibrated; trained xgboost || xgb=xgboost
+rm -rf "$WORK/ensemble"
+"${WAFERTK[@]}" ensemble "$cnn" "$xgb" -o "$WORK/ensemble"
+calibrate ensemble --max-error 0.02 --coverage 0.9 --detector "$det" && ship ensemble

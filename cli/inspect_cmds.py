@@ -123,8 +123,8 @@ def detect(wafers, output, model, batch_size, threshold, no_report, scheduler, q
 @click.option("--detector", "detector",
               help="Phase-1 detector: shipped model name or folder (default: shipped).")
 @click.option("--classifier", "classifier",
-              help="Phase-2 model: shipped model name ('classifier', 'xgboost') or folder "
-                   "(default: the shipped CNN).")
+              help="Phase-2 model: shipped model name ('ensemble', 'classifier', 'xgboost') "
+                   "or folder (default: 'ensemble', the mean of the CNN and XGBoost).")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @click.option("--threshold", type=float, default=None,
               help="Phase-1 threshold on P(defective), in (0, 1) (default: the detector's).")

@@ -29,7 +29,10 @@ from wafertk.registry import SHIPPED_DIR, load_model
 log = logging.getLogger(__name__)
 
 DEFAULT_DETECTOR = SHIPPED_DIR / "detector"
-DEFAULT_CLASSIFIER = SHIPPED_DIR / "classifier"
+#: The default phase 2: the shipped mean of the CNN classifier's and XGBoost's probabilities
+#: (chosen on the production validation lots: docs/production.md).
+DEFAULT_PHASE2 = "ensemble"
+DEFAULT_CLASSIFIER = SHIPPED_DIR / DEFAULT_PHASE2
 DEFAULT_XGBOOST = SHIPPED_DIR / "xgboost"
 PHASE2_KINDS = ("cnn-classifier", "xgboost-classifier", "ensemble-classifier")
 
@@ -49,7 +52,8 @@ def check_model(spec, role: str = "classifier"):
     from wafertk.registry import resolve_model
 
     kinds = "cnn-detector" if role == "detector" else PHASE2_KINDS
-    return load_manifest(resolve_model(role if spec is None else spec), kinds)
+    default = "detector" if role == "detector" else DEFAULT_PHASE2
+    return load_manifest(resolve_model(default if spec is None else spec), kinds)
 
 
 def load_detector(spec=None):
@@ -62,11 +66,13 @@ def load_detector(spec=None):
 
 
 def load_classifier(spec=None):
-    """Load a phase-2 pattern model: a folder, a shipped name (``xgboost``) or None (the CNN)."""
-    model = _load(spec, "classifier", PHASE2_KINDS)
-    if hasattr(model, "n_jobs"):
-        # Feature extraction in this (TensorFlow-threaded) process: no forked worker pool.
-        model.n_jobs = 1
+    """Load a phase-2 pattern model: a folder, a shipped name (``classifier``, ``xgboost``)
+    or None (:data:`DEFAULT_PHASE2`, the CNN + XGBoost ensemble)."""
+    model = _load(spec, DEFAULT_PHASE2, PHASE2_KINDS)
+    for m in [model, *getattr(model, "members", [])]:
+        if hasattr(m, "n_jobs"):
+            # Feature extraction in this (TensorFlow-threaded) process: no forked worker pool.
+            m.n_jobs = 1
     return model
 
 
@@ -301,7 +307,8 @@ def classify(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     detector : str, path, predictor or None
         Shipped model name, folder or predictor; None = shipped detector (two-phase only).
     classifier : str, path, predictor or None
-        Shipped model name (``"xgboost"``), folder or predictor; None = shipped CNN.
+        Shipped model name (``"classifier"``, ``"xgboost"``), folder or predictor; None =
+        the shipped ``"ensemble"`` (CNN + XGBoost).
     batch_size : int, default 1024
     report : bool, default True
     progress : bool, optional

@@ -1,6 +1,7 @@
 """Ensembles of pattern classifiers: the weighted mean of their probabilities.
 
-An ensemble folder is self-contained: its members are copied into ``members/`` beside
+An ensemble folder is self-contained: its members (manifest, model file, config) are copied
+into ``members/`` beside
 ``members.json`` (their relative paths and weights) and the ``manifest.json`` of kind
 ``"ensemble-classifier"``, so it is copied, shipped and recalibrated like any model folder.
 The mean of the members' calibrated probabilities goes through the ensemble's own
@@ -138,7 +139,10 @@ def build_ensemble(members: Sequence[str | os.PathLike], out: str | os.PathLike,
         entries = []
         for i, (f, m, w) in enumerate(zip(folders, mans, weights, strict=True)):
             rel = f"members/{i}-{m.kind}"
-            shutil.copytree(f, tmp / rel)
+            (tmp / rel).mkdir(parents=True)
+            for name in ("manifest.json", m.model_file, "config.yaml"):  # not run outputs
+                if (f / name).is_file():
+                    shutil.copy2(f / name, tmp / rel / name)
             entries.append({"path": rel, "kind": m.kind, "weight": w, "from": str(f)})
         (tmp / MEMBERS_FILE).write_text(json.dumps({"members": entries}, indent=2) + "\n")
         write_manifest(tmp, Manifest(
