@@ -104,7 +104,8 @@ def run_classify(data: Path, out: Path, batch_size: int, scheduler: str | None,
     if not report:
         cmd.append("--no-report")
     # a small wrapper whose only child is the command: its RUSAGE_CHILDREN peak is the
-    # command's own (the command process; a local cluster's workers are reported by run.json)
+    # command's (the largest of its process and its local cluster's workers; run.json has
+    # each worker's and the client's own)
     wrap = ("import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True)\n"
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     t0 = time.perf_counter()
@@ -116,10 +117,12 @@ def run_classify(data: Path, out: Path, batch_size: int, scheduler: str | None,
     res = {"command": " ".join(["wafertk", *cmd[1:]]), "wall_seconds": round(wall, 1),
            "wafers": run["wafers"], "wafers_per_second": round(run["wafers"] / wall, 1),
            "run_seconds": run["seconds"], "sha256": sha256(out / "predictions.csv")}
-    res["peak_rss_mib"] = round(peak_kib / 1024, 1)  # the command's process
+    # the command's process, and (rolled up when they end) its local cluster's workers
+    res["peak_rss_mib"] = round(peak_kib / 1024, 1)
     if scheduler:
         res.update(workers=run.get("workers"), ranges=run.get("ranges"),
-                   peak_rss_mib_per_worker=run.get("peak_rss_mib_per_worker"))
+                   peak_rss_mib_per_worker=run.get("peak_rss_mib_per_worker"),
+                   peak_rss_mib_client=run.get("peak_rss_mib_client"))
     return res
 
 
