@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_dask.py                 # the >= 1,000,000-wafer run
     .venv/bin/python benchmarks/bench_dask.py --n 50000       # a quick check (small figures)
     [--classifier NAME] [--detector NAME]                     # default: the command's models
+    [--command detect]                                        # phase 1 only (wafertk detect)
 
 1. Builds (once, into ``--workdir``, default ``/tmp/wafertk-bench-dask``, never the repository)
    a ``wafers.h5`` of ``--n`` real WM-811K wafers: the three packs of
@@ -94,10 +95,11 @@ def sha256(path: Path) -> str:
 
 
 def run_classify(data: Path, out: Path, batch_size: int, scheduler: str | None,
-                 report: bool, models: list[str]) -> dict:
-    """One ``wafertk classify`` command in a fresh process: wall time and what it wrote."""
+                 report: bool, models: list[str], command: str = "classify") -> dict:
+    """One ``wafertk classify`` (or ``detect``) command in a fresh process: wall time and
+    what it wrote."""
     exe = Path(sys.executable).with_name("wafertk")
-    cmd = [str(exe), "classify", str(data), "-o", str(out), "--batch-size", str(batch_size),
+    cmd = [str(exe), command, str(data), "-o", str(out), "--batch-size", str(batch_size),
            "-q", *models]
     if scheduler:
         cmd += ["--scheduler", scheduler]
@@ -137,6 +139,8 @@ def main() -> None:
     ap.add_argument("--detector", help="--detector of every run (default: the command's)")
     ap.add_argument("--classifier", help="--classifier of every run (default: the command's)")
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/dask.json"))
+    ap.add_argument("--command", choices=["classify", "detect"], default="classify",
+                    help="the command timed (detect: phase 1 only, --model is --detector)")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -154,19 +158,25 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--build-only", "--n", str(args.n),
                         "--src", args.src, "--workdir", args.workdir], check=True)
     built = json.loads(info_path.read_text())
-    models = [*(["--detector", args.detector] if args.detector else []),
-              *(["--classifier", args.classifier] if args.classifier else [])]
+    if args.command == "detect":
+        if args.classifier:
+            raise SystemExit("--classifier does not apply to detect")
+        models = ["--model", args.detector] if args.detector else []
+    else:
+        models = [*(["--detector", args.detector] if args.detector else []),
+                  *(["--classifier", args.classifier] if args.classifier else [])]
     print(f"input {data}: {built['wafers']:,} wafers", flush=True)
 
     report = not args.no_report
     runs = []
-    single = run_classify(data, work / "out-single", args.batch_size, None, report, models)
+    single = run_classify(data, work / "out-single", args.batch_size, None, report, models,
+                          args.command)
     single["config"] = "single process"
     runs.append(single)
     print(f"single process: {single['wafers_per_second']:,.0f} wafers/s", flush=True)
     for k in [int(x) for x in args.workers.split(",") if x.strip()]:
         r = run_classify(data, work / f"out-local{k}", args.batch_size, f"local:{k}", report,
-                         models)
+                         models, args.command)
         r["config"] = f"LocalCluster, {k} worker{'s' if k > 1 else ''}"
         r["speedup_vs_single"] = round(r["wafers_per_second"] / single["wafers_per_second"], 2)
         r["identical_to_single"] = r["sha256"] == single["sha256"]
@@ -186,6 +196,7 @@ def main() -> None:
         "command": "python benchmarks/bench_dask.py " + " ".join(sys.argv[1:]),
         "full_size": args.n >= 1_000_000,
         "input": {**built, "path": str(data)},
+        "wafertk_command": args.command,
         "batch_size": args.batch_size, "report": report, "models": models or "defaults",
         "runs": runs,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

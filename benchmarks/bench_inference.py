@@ -3,10 +3,14 @@
     TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD=1 .venv/bin/python benchmarks/bench_inference.py \
         --data /tmp/wafertk-shipped/train.h5 [--limit N] [--batch-size 1024]
 
-Measures, in one process, on the shipped models:
+Measures, in one process, on the shipped models. Two pipelines: the **default** (the shipped
+``detector``, with test-time augmentation over 4 rotations, and the ``ensemble`` of the CNN
+classifier and XGBoost) and the **fast** one (``--detector detector-fast --classifier
+classifier``: the same detector network without augmentation, the CNN alone), for which
+items 3-4 are measured:
 
 1. ``wafertk.inspect.classify(two_phase=True, report=False)``: read, preprocess, both phases,
-   write predictions.csv (wafers/s, peak RSS);
+   write predictions.csv (wafers/s, peak RSS), for both pipelines;
 2. the same with ``report=True`` (the report's extra cost);
 3. the bare forward pass of both models on inputs already preprocessed in memory (detector on
    every wafer, classifier on the wafers phase 1 flags), same batch size, the compiled call loop
@@ -88,7 +92,8 @@ def main() -> None:
         data = tmp / "wafers.h5"
         write_wafers(ws_all, data)
     rss_start = _rss_mb()
-    det, clf = load_detector(), load_classifier()
+    det, clf = load_detector("detector-fast"), load_classifier("classifier")
+    det_d, clf_d = load_detector(), load_classifier()  # the defaults: rot4 TTA, ensemble
 
     # warm-up (graph tracing) on a small batch, not timed
     ws_small = read_wafers(data).slice(0, 256)
@@ -96,19 +101,23 @@ def main() -> None:
     clf.forward((resize_maps(ws_small, clf.input_size), die_metadata(ws_small)), args.batch_size)
     del ws_small
 
-    runs = []
-    for _ in range(args.repeats):
+    runs, runs_d = [], []
+    for _ in range(args.repeats):  # interleaved
         t = time.perf_counter()
         res = classify(data, tmp / "out", detector=det, classifier=clf, two_phase=True,
                        batch_size=args.batch_size, report=False, progress=False)
         runs.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        classify(data, tmp / "out_default", detector=det_d, classifier=clf_d, two_phase=True,
+                 batch_size=args.batch_size, report=False, progress=False)
+        runs_d.append(time.perf_counter() - t)
     n = res.n_wafers
-    pipeline_s = min(runs)
+    pipeline_s, default_s = min(runs), min(runs_d)
     rss_pipeline = _rss_mb()
 
     t = time.perf_counter()
-    res_r = classify(data, tmp / "out_report", detector=det, classifier=clf, two_phase=True,
-                     batch_size=args.batch_size, report=True, progress=False)
+    res_r = classify(data, tmp / "out_report", detector=det_d, classifier=clf_d,
+                     two_phase=True, batch_size=args.batch_size, report=True, progress=False)
     with_report_s = time.perf_counter() - t
     report_kb = (tmp / "out_report" / "report.html").stat().st_size / 1024
 
@@ -132,6 +141,12 @@ def main() -> None:
         clf.forward((cls_maps, meta), args.batch_size)
         fwd.append(time.perf_counter() - t)
     forward_s = min(fwd)
+    # the default pipeline's model work: rot4 detector on all, ensemble on its flagged wafers
+    t = time.perf_counter()
+    p_d = det_d.calibrate(det_d.forward((det_maps,), args.batch_size))[:, 1]
+    flagged_d = np.flatnonzero(p_d >= det_d.threshold)
+    clf_d.predict_proba(ws.take(flagged_d), args.batch_size)
+    default_models_s = time.perf_counter() - t
     t = time.perf_counter()
     det.forward((det_maps,), args.batch_size)
     det_fwd_s = time.perf_counter() - t
@@ -154,17 +169,30 @@ def main() -> None:
             ["classify", str(data), "-o", str(tmp / "cmd"), "-q"], repeats=1), 2),
         "classify_demo_s": round(_command_seconds(
             ["classify", str(demo), "-o", str(tmp / "demo"), "-q"]), 2),
+        "classify_file_fast_s": round(_command_seconds(
+            ["classify", str(data), "-o", str(tmp / "cmdf"), "-q", "--detector",
+             "detector-fast", "--classifier", "classifier"], repeats=1), 2),
         "demo_wafers": 975,
     }
     user["classify_file_wafers_per_s"] = round(n / user["classify_file_s"])
+    user["classify_file_fast_wafers_per_s"] = round(n / user["classify_file_fast_s"])
 
     out = {
         "command": "python benchmarks/bench_inference.py " + " ".join(sys.argv[1:]),
         "data": str(args.data), "wafers": n, "batch_size": args.batch_size,
         "flagged_by_phase1": int(len(flagged)),
-        "pipeline": {"what": "classify --two-phase: read + preprocess + both phases + CSV",
+        "pipeline": {"what": "fast pipeline (detector-fast + CNN classifier): read + "
+                             "preprocess + both phases + CSV",
                      "seconds": round(pipeline_s, 2), "wafers_per_s": round(n / pipeline_s),
                      "runs_s": [round(r, 2) for r in runs]},
+        "pipeline_default": {"what": "default pipeline (detector with rot4 TTA + CNN/XGBoost "
+                                     "ensemble): read + preprocess + both phases + CSV",
+                             "seconds": round(default_s, 2),
+                             "wafers_per_s": round(n / default_s),
+                             "runs_s": [round(r, 2) for r in runs_d],
+                             "models_only_seconds": round(default_models_s, 2),
+                             "over_models_only": round(default_s / default_models_s, 3),
+                             "flagged_by_phase1": int(len(flagged_d))},
         "pipeline_with_report": {"seconds": round(with_report_s, 2),
                                  "wafers_per_s": round(n / with_report_s),
                                  "report_kb": round(report_kb, 1)},
@@ -186,7 +214,8 @@ def main() -> None:
                     "tensorflow": tf.__version__,
                     "env": {k: os.environ.get(k) for k in
                             ("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD",)}},
-        "models": {"detector_input": det.input_size, "classifier_input": clf.input_size},
+        "models": {"detector_input": det.input_size, "classifier_input": clf.input_size,
+                   "default": [repr(det_d), repr(clf_d)], "fast": [repr(det), repr(clf)]},
         "n_defective_reported": res_r.n_defective,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ def test_calibrated_ensemble_drives_two_phase_classify(ensemble, tmp_path):
     res = calibrate_model(ensemble, FIXTURE, tmp_path / "cal", max_error=0.1)
     ens = load_model(tmp_path / "cal", kind="ensemble-classifier")
     assert ens.temperature == pytest.approx(res.changes["temperature"][1])
-    assert ens.manifest.extra["review_below"] == res.changes["review level"][1]
+    assert ens.review_below == res.changes["review level"][1]
     res = classify(FIXTURE, tmp_path / "out", classifier=tmp_path / "cal")
     rows = res.predictions.read_text().splitlines()
     assert len(rows) == 1 + len(read_wafers(FIXTURE)) == 1 + res.n_wafers

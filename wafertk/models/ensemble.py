@@ -49,6 +49,8 @@ class EnsembleClassifier:
     classes_ : list of str
     weights_ : ndarray
     temperature : float
+    review_below : float
+        Wafers whose top probability is below this are flagged for review.
     """
 
     def __init__(self, members: Sequence, weights: Sequence[float], manifest: Manifest) -> None:
@@ -66,6 +68,7 @@ class EnsembleClassifier:
                 raise WafertkError(f"ensemble member classes {list(m.classes_)} differ from "
                                    f"the ensemble's {self.classes_}")
         self.temperature = float(manifest.extra.get("temperature", 1.0) or 1.0)
+        self.review_below = float(manifest.extra.get("review_below", 0.0) or 0.0)
 
     def predict_proba(self, ws, batch_size: int = 1024) -> np.ndarray:
         """Calibrated class probabilities, shape (n, len(classes_)), rows summing to 1."""
