@@ -55,10 +55,12 @@ def build_tiled(n: int, src: Path, dst: Path, chunk: int = 50_000) -> dict:
     packs = []
     for name in PACKS:
         ws = read_npz_pack(src / name)
-        if ws.labels is None:
-            ws = WaferSet(ws.maps_flat, ws.offsets, ws.shapes, wafer_id=ws.wafer_id,
-                          lot=ws.lot, wafer_index=ws.wafer_index, die_size=ws.die_size,
-                          labels=np.full(len(ws), "", object), class_names=ws.class_names)
+        # the same columns for every pack (no extras: the packs' differ), empty labels for
+        # the unlabeled one
+        labels = ws.labels if ws.labels is not None else np.full(len(ws), "", object)
+        ws = WaferSet(ws.maps_flat, ws.offsets, ws.shapes, wafer_id=ws.wafer_id,
+                      lot=ws.lot, wafer_index=ws.wafer_index, die_size=ws.die_size,
+                      labels=labels, class_names=ws.class_names)
         packs.append((name, ws))
     period = sum(len(ws) for _, ws in packs)
     written, tile = 0, 0
