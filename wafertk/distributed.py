@@ -573,15 +573,10 @@ def _executor(spec_sched) -> Iterator:
 
 
 def _bar(total: int, enabled: bool | None):
-    import sys
+    """The single-process runner's progress bar (None when not shown)."""
+    from wafertk.inspect.runner import _progress
 
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="wafer", unit_scale=True, leave=False)
+    return _progress(total, enabled)
 
 
 def _gather_inspection(ex, spec: InspectSpec, ranges, stage: Path, files, progress, t0,
