@@ -30,7 +30,8 @@ def test_builtin_entries_listed_without_importing_them():
     assert {"wafer_cnn_detector", "wafer_cnn_classifier", "xgboost_baseline"} <= set(names)
     assert [e.name for e in list_models("wafer_cnn_*")] == [
         "wafer_cnn_classifier", "wafer_cnn_detector"]
-    assert {s.name for s in list_shipped()} == {"detector", "classifier", "xgboost"}
+    assert {s.name for s in list_shipped()} == {"detector", "detector-fast", "classifier",
+                                                "xgboost", "ensemble"}
 
 
 def test_unknown_name_suggests_close_ones():
