@@ -269,7 +269,6 @@ def test_cluster_features_over_a_glob(files, cluster, tmp_path):
     assert (tmp_path / "dist.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
 
 
-@pytest.mark.slow
 def test_cluster_xgboost_training_matches_the_split_and_loads(files, cluster, tmp_path):
     from wafertk.baseline.train import XGBoostTrainConfig
     from wafertk.distributed import train_xgboost_files
