@@ -225,7 +225,12 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(files, single, clust
     try:
         inspect_files(a, tmp_path / "out", batch_size=16, scheduler=client, rows_per_range=16)
     finally:
-        client.unregister_worker_plugin("kill-once")
+        # teardown only: the killed worker's connection may close under the call (a race
+        # with the nanny's restart); the plugin kills once anyway (its marker file)
+        from distributed.comm.core import CommClosedError
+
+        with contextlib.suppress(CommClosedError, OSError):
+            client.unregister_worker_plugin("kill-once")
     assert marker.exists(), "no worker was killed"
     got = (tmp_path / "out" / "predictions.csv").read_bytes()
     assert got == (single / "predictions.csv").read_bytes()
