@@ -448,7 +448,7 @@ def inspect_range(spec: InspectSpec, path: str, start: int, stop: int) -> RangeR
     """
     from wafertk.data.h5 import WaferFile
     from wafertk.inspect.output import PredictionWriter
-    from wafertk.inspect.runner import _prefetch
+    from wafertk.inspect.runner import stream_predictions
 
     model = worker_model(spec)
     builder = None
@@ -458,23 +458,11 @@ def inspect_range(spec: InspectSpec, path: str, start: int, stop: int) -> RangeR
         builder = BatchReportBuilder(mode=model.mode)
     buf = io.StringIO(newline="")
     writer = PredictionWriter(buf, list(spec.columns), header=False)
-    labels = "label" in spec.columns
-    n = n_def = n_rev = 0
     with WaferFile(path, full_checks=False) as wf:
-        # reading and resizing of the next batch in a thread while the models run, as in
-        # the single-process runner
-        for ws, prep in _prefetch(wf.iter_batches(spec.batch_size, start=start, stop=stop),
-                                  model.prepare):
-            cols = model.predict_columns(ws, prep, spec.batch_size)
-            if labels:
-                cols["label"] = ws.label_strings().astype(str)
-            writer.write(cols)
-            n += len(ws)
-            n_def += int((cols["defective"] == 1).sum())
-            if "review" in cols:
-                n_rev += int(cols["review"].sum())
-            if builder is not None:
-                builder.add(ws, cols)
+        # the single-process runner's batch loop (reading ahead in a thread)
+        n, n_def, n_rev = stream_predictions(
+            model, wf.iter_batches(spec.batch_size, start=start, stop=stop), writer,
+            batch_size=spec.batch_size, labels="label" in spec.columns, builder=builder)
     return RangeResult(csv=buf.getvalue(), n=n, n_defective=n_def, n_review=n_rev,
                        settings=model.describe(), builder=builder, worker_pid=os.getpid(),
                        peak_rss_kib=_peak_rss_kib())

@@ -17,6 +17,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,23 +160,12 @@ def _stream(model: TwoPhaseClassifier, wf: WaferFile, stage: Path, batch_size: i
         builder = BatchReportBuilder(mode=model.mode)
     has_labels = wf.has_labels
     columns = model.columns + (["label"] if has_labels else [])
-    n = n_def = n_rev = 0
     bar = _progress(len(wf), progress)
     with open(stage / "predictions.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = PredictionWriter(fh, columns)
-        for ws, prep in _prefetch(wf.iter_batches(batch_size), model.prepare):
-            cols = model.predict_columns(ws, prep, batch_size)
-            if has_labels:
-                cols["label"] = ws.label_strings().astype(str)
-            writer.write(cols)
-            n += len(ws)
-            n_def += int((cols["defective"] == 1).sum())
-            if "review" in cols:
-                n_rev += int(cols["review"].sum())
-            if builder is not None:
-                builder.add(ws, cols)
-            if bar is not None:
-                bar.update(len(ws))
+        n, n_def, n_rev = stream_predictions(
+            model, wf.iter_batches(batch_size), PredictionWriter(fh, columns),
+            batch_size=batch_size, labels=has_labels, builder=builder,
+            on_batch=None if bar is None else bar.update)
     if bar is not None:
         bar.close()
     seconds = round(time.perf_counter() - t0, 2)
@@ -206,6 +196,38 @@ def _progress(total: int, enabled: bool | None):
 
 
 _DONE = object()
+
+
+def stream_predictions(model: TwoPhaseClassifier, batches, writer: PredictionWriter, *,
+                       batch_size: int, labels: bool, builder=None,
+                       on_batch: Callable[[int], object] | None = None
+                       ) -> tuple[int, int, int]:
+    """Predict and write every batch of ``batches`` (reading ahead in a thread).
+
+    The one batch loop of the single-process runner and of the distributed workers: each
+    batch's columns (+ ``label`` when ``labels``) go to ``writer`` and ``builder`` (a
+    report builder, optional); ``on_batch(n_wafers)`` is called after each batch.
+
+    Returns
+    -------
+    (int, int, int)
+        Wafers, wafers flagged defective, wafers flagged for review.
+    """
+    n = n_def = n_rev = 0
+    for ws, prep in _prefetch(batches, model.prepare):
+        cols = model.predict_columns(ws, prep, batch_size)
+        if labels:
+            cols["label"] = ws.label_strings().astype(str)
+        writer.write(cols)
+        n += len(ws)
+        n_def += int((cols["defective"] == 1).sum())
+        if "review" in cols:
+            n_rev += int(cols["review"].sum())
+        if builder is not None:
+            builder.add(ws, cols)
+        if on_batch is not None:
+            on_batch(len(ws))
+    return n, n_def, n_rev
 
 
 def _prefetch(batches, prepare, depth: int = 2):
