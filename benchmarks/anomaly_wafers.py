@@ -115,6 +115,11 @@ def main() -> None:
     supervised = {"roc_auc": float(roc_auc_score(y_test, p)),
                   "pr_auc": float(average_precision_score(y_test, p))}
     print(f"shipped supervised detector: AUC {supervised['roc_auc']:.4f}", flush=True)
+    # the simplest unsupervised score a user would try first: the wafer's fail ratio
+    fr = np.array([(m == 2).sum() / max((m > 0).sum(), 1) for m in test.maps])
+    fail_ratio = {"roc_auc": float(roc_auc_score(y_test, fr)),
+                  "pr_auc": float(average_precision_score(y_test, fr))}
+    print(f"fail-ratio score: AUC {fail_ratio['roc_auc']:.4f}", flush=True)
 
     data: dict[str, dict] = {}
     if "a" in settings:
@@ -146,6 +151,28 @@ def main() -> None:
     print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
     results: dict[str, dict] = {}
+    def write() -> None:
+        """Write what is done so far (after every model: a long run keeps its results)."""
+        out = {
+            "protocol": "production test (production_test_lots of Test A), AUC defective vs none",
+            "command": "python benchmarks/anomaly_wafers.py " + " ".join(sys.argv[1:]),
+            "n_test": len(test), "n_test_defective": int(y_test.sum()),
+            "supervised_detector": supervised,
+            "fail_ratio_baseline": fail_ratio,
+            "models": {m: {k: (list(v) if isinstance(v, tuple) else v)
+                           for k, v in MODELS[m].items()} for m in models},
+            "overrides": {"epochs": args.epochs, "max_train": args.max_train,
+                          "max_test": args.max_test, "input_size": args.input_size,
+                          "rotation_transforms": args.rotation_transforms,
+                          "trim_fraction": args.trim_fraction, "seed": args.seed},
+            "full_protocol": args.max_train is None and args.max_test is None,
+            "settings": results,
+            "wall_seconds": round(time.perf_counter() - t0, 1),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+
     for s in settings:
         d = data[s]
         results[s] = {"training_data": d["what"], "n_train": len(d["train"]), "models": {}}
@@ -172,24 +199,8 @@ def main() -> None:
             results[s]["models"][m] = r
             print(f"({s}) {m:<15} production AUC {r['roc_auc']:.4f} PR-AUC {r['pr_auc']:.4f} "
                   f"({fit_s:.0f} s)", flush=True)
-    out = {
-        "protocol": "production test (production_test_lots of Test A), AUC defective vs none",
-        "command": "python benchmarks/anomaly_wafers.py " + " ".join(sys.argv[1:]),
-        "n_test": len(test), "n_test_defective": int(y_test.sum()),
-        "supervised_detector": supervised,
-        "models": {m: {k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in MODELS[m].items()} for m in models},
-        "overrides": {"epochs": args.epochs, "max_train": args.max_train,
-                      "max_test": args.max_test, "input_size": args.input_size,
-                      "rotation_transforms": args.rotation_transforms,
-                      "trim_fraction": args.trim_fraction, "seed": args.seed},
-        "full_protocol": args.max_train is None and args.max_test is None,
-        "settings": results,
-        "wall_seconds": round(time.perf_counter() - t0, 1),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+            write()
+    write()
     print(f"-> {args.out}")
 
 

@@ -56,6 +56,10 @@ from wafertk.errors import WafertkError
 
 log = logging.getLogger(__name__)
 
+#: Per-term gradient norms (one extra backward pass per loss term) are measured on every
+#: NORM_EVERY-th training batch; the other batches take the plain gradient step.
+NORM_EVERY = 10
+
 
 def _binary(y, n: int, what: str = "y") -> np.ndarray:
     t = np.asarray(y).reshape(-1)
@@ -323,20 +327,29 @@ class BaseDeepDetector(BaseEstimator):
         optimizer = keras.optimizers.Adam(self.learning_rate)
         optimizer.build(variables)
 
-        @tf.function(reduce_retracing=True)
-        def step(*batch):
-            with tf.GradientTape(persistent=True) as tape:
-                terms = loss_terms(*batch)
-                total = tf.add_n(list(terms.values()))
-            grads = tape.gradient(total, variables)
-            optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables, strict=True)
-                                       if g is not None])
-            norms = {}
-            for k, t in terms.items():
-                g = tape.gradient(t, probe)
-                norms[f"grad_norm_{k}"] = tf.norm(g) if g is not None else tf.constant(0.0)
-            del tape
-            return total, terms, norms
+        def make_step(with_norms: bool):
+            @tf.function(reduce_retracing=True)
+            def step(*batch):
+                with tf.GradientTape(persistent=with_norms) as tape:
+                    terms = loss_terms(*batch)
+                    total = tf.add_n(list(terms.values()))
+                grads = tape.gradient(total, variables)
+                optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables,
+                                                                  strict=True)
+                                           if g is not None])
+                norms = {}
+                if with_norms:
+                    for k, t in terms.items():
+                        g = tape.gradient(t, probe)
+                        norms[f"grad_norm_{k}"] = (tf.norm(g) if g is not None
+                                                   else tf.constant(0.0))
+                del tape
+                return total, terms, norms
+            return step
+
+        # the per-term gradient norms cost one backward pass per term: measured on every
+        # NORM_EVERY-th batch (and the first), which is plenty for choosing weights
+        step_plain, step_norms = make_step(False), make_step(True)
 
         for cb in callbacks:
             cb.set_model(self.model_)
@@ -349,13 +362,14 @@ class BaseDeepDetector(BaseEstimator):
             if n_items > bs and n_items % bs == 1:  # no batch of one (BatchNorm)
                 order = order[:-1]
             sums: dict[str, float] = {}
-            n_batches = 0
-            for s in range(0, len(order), bs):
+            counts: dict[str, int] = {}
+            for i, s in enumerate(range(0, len(order), bs)):
+                step = step_norms if i % NORM_EVERY == 0 else step_plain
                 total, terms, norms = step(*make_batch(order[s:s + bs]))
                 for k, v in {"loss": total, **terms, **norms}.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
-                n_batches += 1
-            logs = {k: v / max(n_batches, 1) for k, v in sums.items()}
+                    counts[k] = counts.get(k, 0) + 1
+            logs = {k: v / counts[k] for k, v in sums.items()}
             if epoch_end is not None:
                 logs.update(epoch_end())
             if xv is not None and len(xv):
