@@ -266,12 +266,20 @@ for _args in [
      "xgboost-classifier"),
 ]:
     register_model(*_args)
+for _args in [("small_convnet", "small convnet from scratch (augmentation, dropout, L2, BN)")] + [
+        (_b, f"{_b} backbone (frozen, local weights) + new head, then fine-tuning")
+        for _b in ("squeezenet", "vgg16", "vgg19", "mobilenet_v2", "xception", "inception_v3",
+                   "inception_resnet_v2", "densenet121", "resnet50", "efficientnet_b0")]:
+    register_model(f"image_{_args[0]}", "image", f"wafertk.images.models:build_{_args[0]}"
+                   + ("" if _args[0] == "small_convnet" else "_transfer"), _args[1],
+                   "image-classifier")  # issue 10
 for _kind, _target in [
     ("cnn-detector", "wafertk.models.predictors:load_cnn_predictor"),
     ("cnn-classifier", "wafertk.models.predictors:load_cnn_predictor"),
     ("xgboost-classifier", "wafertk.baseline.model:XGBoostWaferClassifier.load"),
     ("ensemble-classifier", "wafertk.models.ensemble:load_ensemble"),
     ("anomaly-detector", "wafertk.anomaly.estimators:load_detector"),  # issue 11
+    ("image-classifier", "wafertk.images.predict:load_image_predictor"),  # issue 10
 ]:
     register_loader(_kind, _target)
 del _args, _kind, _target

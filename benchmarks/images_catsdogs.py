@@ -1,0 +1,115 @@
+"""Cats vs dogs with the image-classifier stack -> ``benchmarks/results/images_catsdogs.json``.
+
+    .venv/bin/python benchmarks/images_catsdogs.py                       # every part
+    .venv/bin/python benchmarks/images_catsdogs.py --parts squeezenet    # transfer only
+    .venv/bin/python benchmarks/images_catsdogs.py --parts convnet --epochs 1 \\
+        --max-per-class 50 --out /tmp/images_smoke.json                  # quick check
+
+Data: ``../shared/data/cats_and_dogs/{train,validation}`` (2,000 training, 1,000 validation
+images; the report scores the validation folder, which nothing tunes on except early
+stopping, as in the classic Keras cats-vs-dogs example). Parts:
+
+* ``squeezenet``: SqueezeNet v1.1 with the real ImageNet weights of
+  ``../shared/data/weights/`` frozen + new head (Adam), then fine-tuned from ``fire6``
+  (SGD with momentum, lr 1e-4); the frozen phase and the fine-tuned model are two runs so
+  each is reported on its own (the fine-tune run repeats the frozen phase);
+* ``convnet``: the small convnet from scratch with augmentation.
+
+Each part records the command, its wall time on this machine and the run's report figures;
+results are merged into the JSON file (parts not run keep their earlier entry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+CATSDOGS = DATA / "cats_and_dogs"
+WEIGHTS = DATA / "weights" / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"
+TARGETS = {"squeezenet_frozen": 0.90, "squeezenet_finetuned": 0.93, "convnet_scratch": 0.82}
+
+
+def _parts(args) -> dict[str, tuple[dict, Path | None]]:
+    quick = {} if args.max_per_class is None else {"data.max_per_class": args.max_per_class}
+    sq = {"model.name": "squeezenet", "data.image_size": 227, "model.dense_units": 256,
+          "model.dropout": 0.5, "train.batch_size": 32, "train.learning_rate": 1e-3,
+          "train.epochs": args.epochs or 8, "train.early_stopping_patience": 3,
+          "augment.rotation": 20.0, "augment.shear": 0.1, "augment.zoom": 0.1,
+          "augment.width_shift": 0.1, "augment.height_shift": 0.1, **quick}
+    return {
+        "squeezenet_frozen": ({**sq, "fine_tune.enabled": False}, WEIGHTS),
+        "squeezenet_finetuned": ({**sq, "fine_tune.enabled": True,
+                                  "fine_tune.from_layer": "fire6_squeeze1x1",
+                                  "fine_tune.epochs": args.epochs or 8,
+                                  "fine_tune.learning_rate": 1e-4,
+                                  "fine_tune.early_stopping_patience": 3}, WEIGHTS),
+        "convnet_scratch": ({"model.name": "small_convnet", "data.image_size": 128,
+                             "model.batch_norm": True, "train.batch_size": 32,
+                             "train.learning_rate": 1e-3, "train.epochs": args.epochs or 35,
+                             "train.early_stopping_patience": 10, **quick}, None),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", default="squeezenet,convnet",
+                    help="comma-separated: squeezenet (frozen + fine-tuned), convnet")
+    ap.add_argument("--epochs", type=int, default=None, help="override every phase's epochs")
+    ap.add_argument("--max-per-class", type=int, default=None)
+    ap.add_argument("--runs", type=Path, default=Path("/tmp/wafertk_images_catsdogs"))
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
+                    "images_catsdogs.json")
+    args = ap.parse_args(argv)
+    from wafertk.images.train import run_image_training
+
+    wanted = {p.strip() for p in args.parts.split(",") if p.strip()}
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results.setdefault("parts", {})
+    for name, (overrides, weights) in _parts(args).items():
+        if name.split("_")[0] not in wanted:
+            continue
+        t0 = time.perf_counter()
+        report = run_image_training(
+            overrides, args.runs / name, data_dir=CATSDOGS / "train",
+            validation_dir=CATSDOGS / "validation", weights=weights,
+            on_epoch=lambda line: print(line, flush=True))
+        wall = time.perf_counter() - t0
+        entry = {
+            "accuracy": round(report["accuracy"], 4),
+            "weighted_f1": round(report["weighted_f1"], 4),
+            "roc_auc": (report.get("binary") or {}).get("roc_auc"),
+            "n_evaluated": report["n"], "evaluated_on": "cats_and_dogs/validation (1,000)",
+            "target_accuracy": TARGETS[name],
+            "meets_target": report["accuracy"] >= TARGETS[name],
+            "wall_s": round(wall, 1), "phases": report["extra"]["phases"],
+            "overrides": overrides, "weights": None if weights is None else weights.name,
+        }
+        results["parts"][name] = entry
+        print(f"{name}: accuracy {entry['accuracy']:.4f} (target {TARGETS[name]}) in "
+              f"{wall / 60:.1f} min", flush=True)
+        results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                              "note": "2 cores shared with other jobs during the run"}
+        results["command"] = ("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD=1 .venv/bin/python "
+                              "benchmarks/images_catsdogs.py --parts " + args.parts
+                              + (f" --epochs {args.epochs}" if args.epochs else "")
+                              + (f" --max-per-class {args.max_per_class}"
+                                 if args.max_per_class else ""))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.replace(args.out)
+
+
+if __name__ == "__main__":
+    main()
