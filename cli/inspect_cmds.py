@@ -74,41 +74,59 @@ def _run_scaled(paths, output: Path, batch_size: int, models, scheduler: str | N
                    "detector).")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @click.option("--threshold", type=float, default=None,
-              help="Decision threshold on P(defective), in (0, 1) (default: the model's).")
+              help="Decision threshold on P(defective), in (0, 1) (default: the model's); "
+                   "with --unsupervised, on the anomaly score.")
+@click.option("--unsupervised", "unsupervised", metavar="RUN",
+              help="Use an anomaly model (a run folder of 'wafertk anomaly train') as phase "
+                   "1: predictions.csv gets anomaly_score instead of p_defect.")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 @scheduler_option
 @quiet_option
 @handle_errors
-def detect(wafers, output, model, batch_size, threshold, no_report, scheduler, quiet) -> None:
+def detect(wafers, output, model, batch_size, threshold, unsupervised, no_report, scheduler,
+           quiet) -> None:
     """Phase 1: flag defective wafers (good vs defective) of WAFERS.
 
     WAFERS is one wafers.h5 file, several, or a quoted glob ('archive/*.h5'); their rows
     follow one another in the output. Writes OUTPUT/predictions.csv (wafer_id, lot,
     wafer_index, p_defect, defective), OUTPUT/report.html and OUTPUT/run.json.
 
+    With --unsupervised RUN an anomaly model replaces the supervised detector: the columns
+    are wafer_id, lot, wafer_index, anomaly_score (higher = more anomalous), defective, and
+    the report lists the most anomalous wafers first.
+
     \b
     Examples:
       wafertk detect wafers.h5 -o out/
       wafertk detect 'archive/*.h5' -o out/ --scheduler local:2
+      wafertk detect --unsupervised runs/svdd wafers.h5 -o out/
     """
+    from wafertk.errors import WafertkError
     from wafertk.inspect.model import check_unit_interval
 
     t0 = time.perf_counter()
-    check_unit_interval(threshold, "--threshold", open_low=True, open_high=True)
+    if unsupervised is not None:
+        if model is not None:
+            raise WafertkError("--unsupervised and --model/--detector exclude each other")
+        role, spec, mode = "anomaly", unsupervised, "anomaly"
+    else:
+        check_unit_interval(threshold, "--threshold", open_low=True, open_high=True)
+        role, spec, mode = "detector", model, "detect"
     paths = expand_wafer_inputs(wafers, scheduler)
     if paths is not None:
-        res = _run_scaled(paths, output, batch_size, [(model, "detector")], scheduler,
-                          mode="detect", detector=model, report=not no_report,
+        res = _run_scaled(paths, output, batch_size, [(spec, role)], scheduler,
+                          mode=mode, detector=spec, report=not no_report,
                           threshold=threshold, progress=False if quiet else None)
         echo_summary(quiet, output, res.details(), t0)
         return
     wafers = wafers[0]
-    _common_checks(wafers, output, batch_size, [(model, "detector")])
+    _common_checks(wafers, output, batch_size, [(spec, role)])
     import_tensorflow()
     from wafertk.inspect import detect as run
 
     res = run(wafers, output, detector=model, batch_size=batch_size, report=not no_report,
-              threshold=threshold, progress=False if quiet else None)
+              threshold=threshold, progress=False if quiet else None,
+              unsupervised=unsupervised)
     echo_summary(quiet, output, res.details(), t0)
 
 

@@ -421,13 +421,21 @@ def worker_model(spec: InspectSpec):
         model = _MODELS.pop(key, None)
         if model is None:
             from wafertk.inspect.model import TwoPhaseClassifier
-            from wafertk.inspect.runner import load_classifier, load_detector
+            from wafertk.inspect.runner import (
+                load_anomaly_inspector,
+                load_classifier,
+                load_detector,
+            )
 
             _configure_tensorflow()
-            det = load_detector(spec.detector) if spec.mode != "single-phase" else None
-            clf = load_classifier(spec.classifier) if spec.mode != "detect" else None
-            model = TwoPhaseClassifier(det, clf, mode=spec.mode, threshold=spec.threshold,
-                                       review_below=spec.review_below)
+            if spec.mode == "anomaly":
+                model = load_anomaly_inspector(spec.detector, spec.threshold)
+            else:
+                det = load_detector(spec.detector) if spec.mode != "single-phase" else None
+                clf = load_classifier(spec.classifier) if spec.mode != "detect" else None
+                model = TwoPhaseClassifier(det, clf, mode=spec.mode,
+                                           threshold=spec.threshold,
+                                           review_below=spec.review_below)
         _MODELS[key] = model  # most recent last
         while len(_MODELS) > MODELS_KEPT:
             _MODELS.pop(next(iter(_MODELS)))
@@ -484,7 +492,8 @@ def inspect_files(inputs, out_dir: str | os.PathLike, *, mode: str = "two-phase"
         Output folder (``predictions.csv``, ``report.html``, ``run.json``), replaced as one
         unit when the run completes; rows in input order (files in the order given, globs
         sorted), identical to the single-process run of the same file.
-    mode : {"two-phase", "single-phase", "detect"}
+    mode : {"two-phase", "single-phase", "detect", "anomaly"}
+        ``"anomaly"``: ``detector`` is an anomaly run folder (``detect --unsupervised``).
     detector, classifier : str or path, optional
         Shipped model names or model folders (loaded by each worker; folders must be
         readable by the workers at the same path).
@@ -503,29 +512,41 @@ def inspect_files(inputs, out_dir: str | os.PathLike, *, mode: str = "two-phase"
     wafertk.inspect.InspectionResult
         ``extra`` holds ``workers``, ``ranges`` and per worker process its peak memory.
     """
-    from wafertk.inspect.model import CLASSIFY_COLUMNS, DETECT_COLUMNS, check_unit_interval
+    from wafertk.inspect.model import (
+        ANOMALY_COLUMNS,
+        CLASSIFY_COLUMNS,
+        DETECT_COLUMNS,
+        check_score_threshold,
+        check_unit_interval,
+    )
     from wafertk.inspect.output import OutputFolder
     from wafertk.inspect.runner import check_batch_size, check_model
 
-    if mode not in ("two-phase", "single-phase", "detect"):
+    if mode not in ("two-phase", "single-phase", "detect", "anomaly"):
         raise WafertkError(f"unknown mode {mode!r}")
     if mode == "single-phase" and (detector is not None or threshold is not None):
         raise WafertkError("single-phase mode has no phase 1, so a detector or a threshold "
                            "does not apply")
-    check_unit_interval(threshold, "detector threshold", open_low=True, open_high=True)
+    if mode == "anomaly":
+        check_score_threshold(threshold, "anomaly threshold")
+    else:
+        check_unit_interval(threshold, "detector threshold", open_low=True, open_high=True)
     check_unit_interval(review_below, "review level", open_low=False, open_high=False)
     batch_size = check_batch_size(batch_size)
     spec_sched = parse_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
     folder = OutputFolder(out_dir)
     folder.check()
     files = _checked(inputs)
-    if mode != "single-phase":
+    if mode == "anomaly":
+        check_model(detector, "anomaly")
+    elif mode != "single-phase":
         check_model(detector, "detector")
-    if mode != "detect":
+    if mode not in ("detect", "anomaly"):
         check_model(classifier, "classifier")
     if spec_sched is not None:
         import_distributed()
-    columns = (DETECT_COLUMNS if mode == "detect" else CLASSIFY_COLUMNS) + (
+    columns = {"detect": DETECT_COLUMNS, "anomaly": ANOMALY_COLUMNS}.get(
+        mode, CLASSIFY_COLUMNS) + (
         ["label"] if files[0].has_labels else [])
     spec = InspectSpec(mode=mode, detector=_model_spec(detector),
                        classifier=_model_spec(classifier), threshold=threshold,
@@ -608,7 +629,7 @@ def _gather_inspection(ex, spec: InspectSpec, ranges, stage: Path, files, progre
              "peak_rss_mib_per_worker": sorted(round(v / 1024, 1) for v in peaks.values()),
              "peak_rss_mib_client": round(_peak_rss_kib() / 1024, 1)}
     counts = {"n": n, "defective": n_def if has_det else None,
-              "review": n_rev if spec.mode != "detect" else None, "extra": extra}
+              "review": n_rev if spec.mode not in ("detect", "anomaly") else None, "extra": extra}
     from wafertk import __version__
 
     inputs = [os.path.abspath(f.path) for f in files]

@@ -10,6 +10,8 @@
 Columns of ``predictions.csv``:
 
 * detect: ``wafer_id, lot, wafer_index, p_defect, defective`` (+ ``label`` if labeled)
+* detect with an unsupervised anomaly model (:class:`AnomalyInspector`): ``wafer_id, lot,
+  wafer_index, anomaly_score, defective`` (+ ``label``); higher score = more anomalous
 * classify: the same, then ``pattern, confidence, review, top1, p_top1, top2, p_top2, top3,
   p_top3`` (+ ``label``). ``p_defect`` is the calibrated P(defective); ``defective`` is 1 when
   it reaches the detector's threshold. In the default two-phase mode wafers that phase 1 passes
@@ -24,10 +26,12 @@ the row number, lots to empty and indices to -1 (the report then has a single un
 """
 
 from wafertk.inspect.model import (
+    ANOMALY_COLUMNS,
     CLASSIFY_COLUMNS,
     DEFAULT_REVIEW_BELOW,
     DETECT_COLUMNS,
     MODES,
+    AnomalyInspector,
     TwoPhaseClassifier,
 )
 from wafertk.inspect.output import OUTPUT_FILES, RUN_FILE, OutputFolder, PredictionWriter
@@ -45,6 +49,7 @@ from wafertk.inspect.runner import (
 )
 
 __all__ = [
+    "ANOMALY_COLUMNS",
     "CLASSIFY_COLUMNS",
     "DEFAULT_CLASSIFIER",
     "DEFAULT_DETECTOR",
@@ -58,6 +63,7 @@ __all__ = [
     "InspectionResult",
     "OutputFolder",
     "PredictionWriter",
+    "AnomalyInspector",
     "TwoPhaseClassifier",
     "classify",
     "detect",

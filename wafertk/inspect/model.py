@@ -13,6 +13,9 @@ Three modes:
     already known to be defective (no detector, no threshold).
 ``"detect"``
     Phase 1 alone.
+
+:class:`AnomalyInspector` puts an unsupervised anomaly detector (``wafertk anomaly train``)
+in phase 1's place (``wafertk detect --unsupervised RUN``): mode ``"anomaly"``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ DEFAULT_REVIEW_BELOW = 0.6
 
 #: Columns of one prediction row (``predictions.csv``), by mode.
 DETECT_COLUMNS = ["wafer_id", "lot", "wafer_index", "p_defect", "defective"]
+#: Columns of ``detect --unsupervised``: the anomaly score (higher = more anomalous) replaces
+#: P(defective); ``defective`` is 1 at or above the anomaly model's threshold.
+ANOMALY_COLUMNS = ["wafer_id", "lot", "wafer_index", "anomaly_score", "defective"]
 CLASSIFY_COLUMNS = DETECT_COLUMNS + ["pattern", "confidence", "review", "top1", "p_top1",
                                      "top2", "p_top2", "top3", "p_top3", "candidates"]
 
@@ -291,3 +297,78 @@ def _describe(model) -> str | None:
     where = getattr(model, "source", None)
     return (f"{man.kind} ({man.created or 'unknown date'}, input {man.input_size})"
             + (f" from {where}" if where else ""))
+
+
+def check_score_threshold(value: float | None, what: str) -> float | None:
+    """``value`` as a finite float (an anomaly-score threshold has no fixed range), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+            or not np.isfinite(value):
+        raise WafertkError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+class AnomalyInspector:
+    """An unsupervised anomaly detector as phase 1 (mode ``"anomaly"``).
+
+    Same interface as :class:`TwoPhaseClassifier` for the batch runner (``prepare``,
+    ``predict_columns``, ``describe``, ``columns``), with :data:`ANOMALY_COLUMNS`: the
+    anomaly score of each wafer (higher = more anomalous) and ``defective`` = 1 at or above
+    the threshold.
+
+    Parameters
+    ----------
+    detector : fitted anomaly detector
+        A wafer model of :mod:`wafertk.anomaly` (``wafertk.registry.load_model(run,
+        kind="anomaly-detector")``).
+    threshold : float, optional
+        Decision threshold on the anomaly score instead of the model's own ``threshold_``.
+    """
+
+    mode = "anomaly"
+    columns = ANOMALY_COLUMNS
+    classifier = None
+
+    def __init__(self, detector, *, threshold: float | None = None) -> None:
+        if getattr(detector, "input_kind_", "wafers") != "wafers":
+            raise WafertkError("this anomaly model was trained on images, not wafer maps")
+        self.detector = detector
+        threshold = check_score_threshold(threshold, "anomaly threshold")
+        self.threshold = float(detector.threshold_) if threshold is None else threshold
+
+    @property
+    def classes_(self) -> list[str]:
+        return ["good", "defective"]
+
+    def prepare(self, ws: WaferSet) -> dict:
+        """The model's inputs of a batch (resized, one-hot), done in the read-ahead thread."""
+        return {"x": self.detector._inputs(ws)}
+
+    def score(self, ws: WaferSet, prep: dict | None = None, batch_size: int = 1024
+              ) -> np.ndarray:
+        """Anomaly score of each wafer (higher = more anomalous)."""
+        prep = self.prepare(ws) if prep is None else prep
+        return np.asarray(self.detector._score_array(prep["x"], batch_size), np.float64)
+
+    def predict_columns(self, ws: WaferSet, prep: dict | None = None, batch_size: int = 1024
+                        ) -> dict[str, np.ndarray]:
+        """Prediction columns of one batch (:data:`ANOMALY_COLUMNS`)."""
+        s = self.score(ws, prep, batch_size)
+        return {"wafer_id": ws.wafer_id.astype(str), "lot": ws.lot.astype(str),
+                "wafer_index": ws.wafer_index, "anomaly_score": s,
+                "defective": (s >= self.threshold).astype(np.int64)}
+
+    def predict(self, ws: WaferSet, batch_size: int = 1024) -> np.ndarray:
+        """``"defective"`` or ``"good"`` per wafer."""
+        cols = self.predict_columns(ws, batch_size=batch_size)
+        return np.where(cols["defective"] == 1, "defective", "good").astype(object)
+
+    def describe(self) -> dict:
+        """The resolved settings (for ``run.json`` and the report)."""
+        return {"mode": self.mode, "detector": _describe(self.detector),
+                "unsupervised": getattr(self.detector, "name", type(self.detector).__name__),
+                "threshold": self.threshold}
+
+    def __repr__(self) -> str:
+        return f"AnomalyInspector({type(self.detector).__name__}, threshold={self.threshold})"

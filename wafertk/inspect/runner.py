@@ -23,7 +23,13 @@ from pathlib import Path
 
 from wafertk.data.h5 import WaferFile
 from wafertk.errors import ModelFileError, WafertkError
-from wafertk.inspect.model import TwoPhaseClassifier, check_unit_interval, is_cnn
+from wafertk.inspect.model import (
+    AnomalyInspector,
+    TwoPhaseClassifier,
+    check_score_threshold,
+    check_unit_interval,
+    is_cnn,
+)
 from wafertk.inspect.output import OutputFolder, PredictionWriter, write_run_file
 from wafertk.registry import SHIPPED_DIR, load_model
 
@@ -36,6 +42,8 @@ DEFAULT_PHASE2 = "ensemble"
 DEFAULT_CLASSIFIER = SHIPPED_DIR / DEFAULT_PHASE2
 DEFAULT_XGBOOST = SHIPPED_DIR / "xgboost"
 PHASE2_KINDS = ("cnn-classifier", "xgboost-classifier", "ensemble-classifier")
+#: Kind of the unsupervised phase 1 (``wafertk detect --unsupervised RUN``).
+ANOMALY_KIND = "anomaly-detector"
 
 
 def _load(spec, default: str, kinds):
@@ -52,9 +60,29 @@ def check_model(spec, role: str = "classifier"):
     from wafertk.models.manifest import load_manifest
     from wafertk.registry import resolve_model
 
+    if role == "anomaly":
+        if spec is None:
+            raise WafertkError("an unsupervised detector needs a run folder of "
+                               "'wafertk anomaly train'")
+        return load_manifest(resolve_model(spec), ANOMALY_KIND)
     kinds = "cnn-detector" if role == "detector" else PHASE2_KINDS
     default = "detector" if role == "detector" else DEFAULT_PHASE2
     return load_manifest(resolve_model(default if spec is None else spec), kinds)
+
+
+def load_anomaly_inspector(spec, threshold: float | None = None) -> AnomalyInspector:
+    """An :class:`~wafertk.inspect.model.AnomalyInspector` over an anomaly run folder (or a
+    fitted wafer anomaly detector)."""
+    if spec is None:
+        raise WafertkError("an unsupervised detector needs a run folder of "
+                           "'wafertk anomaly train'")
+    det = spec if hasattr(spec, "threshold_") else load_model(spec, kind=ANOMALY_KIND)
+    try:
+        return AnomalyInspector(det, threshold=threshold)
+    except WafertkError as exc:
+        if hasattr(spec, "threshold_"):
+            raise
+        raise ModelFileError(spec, str(exc)) from None
 
 
 def load_detector(spec=None):
@@ -175,7 +203,7 @@ def _stream(model: TwoPhaseClassifier, wf: WaferFile, stage: Path, batch_size: i
                             two_phase=model.mode == "two-phase", **settings)
         builder.write(stage / "report.html")
     counts = {"n": n, "defective": n_def if model.detector is not None else None,
-              "review": n_rev if model.mode != "detect" else None}
+              "review": n_rev if model.mode not in ("detect", "anomaly") else None}
     from wafertk import __version__
 
     write_run_file(stage, {"wafertk": __version__, "input": os.path.abspath(source),
@@ -275,8 +303,13 @@ def _open_checked(wafers_path, out_dir, batch_size) -> tuple[WaferFile, OutputFo
 
 def detect(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *, detector=None,
            batch_size: int = 1024, report: bool = True, progress: bool | None = None,
-           threshold: float | None = None) -> InspectionResult:
+           threshold: float | None = None, unsupervised=None) -> InspectionResult:
     """Phase 1 only: P(defective) and the good/defective decision for every wafer.
+
+    With ``unsupervised`` (an anomaly run folder of ``wafertk anomaly train``) an anomaly
+    detector replaces the supervised one: ``predictions.csv`` has ``anomaly_score`` (higher =
+    more anomalous) instead of ``p_defect`` (:data:`~wafertk.inspect.ANOMALY_COLUMNS`), and
+    the report lists the most anomalous wafers first.
 
     Parameters
     ----------
@@ -291,17 +324,29 @@ def detect(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *, detect
     report : bool, default True
     progress : bool, optional
     threshold : float, optional
-        Decision threshold on P(defective) instead of the detector's own, in (0, 1).
+        Decision threshold on P(defective) instead of the detector's own, in (0, 1); with
+        ``unsupervised``, on the anomaly score (any finite number).
+    unsupervised : str, path or fitted anomaly detector, optional
+        Anomaly run folder (kind ``anomaly-detector``) used as phase 1; ``detector`` must
+        then be None.
 
     Returns
     -------
     InspectionResult
     """
-    check_unit_interval(threshold, "detector threshold", open_low=True, open_high=True)
+    if unsupervised is not None:
+        if detector is not None:
+            raise WafertkError("give a supervised detector or an unsupervised one, not both")
+        check_score_threshold(threshold, "anomaly threshold")
+    else:
+        check_unit_interval(threshold, "detector threshold", open_low=True, open_high=True)
     wf, folder = _open_checked(wafers_path, out_dir, batch_size)
     try:
-        det = detector if is_cnn(detector) else load_detector(detector)
-        model = TwoPhaseClassifier(det, None, mode="detect", threshold=threshold)
+        if unsupervised is not None:
+            model = load_anomaly_inspector(unsupervised, threshold)
+        else:
+            det = detector if is_cnn(detector) else load_detector(detector)
+            model = TwoPhaseClassifier(det, None, mode="detect", threshold=threshold)
     except BaseException:
         wf.close()
         raise

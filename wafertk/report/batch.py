@@ -46,7 +46,9 @@ THUMB_COLOURS = np.array([[236, 236, 236], [140, 196, 140], [214, 39, 40]], np.u
 
 #: Mode names; ``"classify"`` is the former name of ``"single-phase"``
 MODES = ("detect", "two-phase", "single-phase")
-_MODE_ALIASES = {"classify": "single-phase"}
+#: ``anomaly`` (``detect --unsupervised``) is a detect report whose rows carry an
+#: ``anomaly_score``: the report then lists the most anomalous wafers first.
+_MODE_ALIASES = {"classify": "single-phase", "anomaly": "detect"}
 
 #: Page colours (hex). Every (text, background) pair of :data:`CONTRAST_PAIRS` meets WCAG AA
 #: (contrast ratio >= 4.5).
@@ -340,6 +342,9 @@ class BatchReportBuilder:
         self._reservoirs: dict[tuple[str, int], list] = {}
         self._rng = np.random.default_rng(seed)
         self._review: list = []  # max-heap of the lowest confidences via negative confidence
+        self._anomalous: list = []  # min-heap of the highest anomaly scores
+        #: True once rows with an ``anomaly_score`` were added (``detect --unsupervised``)
+        self.anomaly = False
         self._tie = itertools.count()
         self._cm_names: list[str] = (["good", "defective"] if mode == "detect"
                                      else list(WM811K_CLASSES))
@@ -370,8 +375,11 @@ class BatchReportBuilder:
         else:
             defective = np.asarray(cols["defective"]).astype(np.int64) == 1
             pattern = np.where(defective, "defective", "good")
-            p = np.asarray(cols["p_defect"], np.float64)
-            conf = np.where(defective, p, 1 - p)
+            if "p_defect" in cols:
+                p = np.asarray(cols["p_defect"], np.float64)
+                conf = np.where(defective, p, 1 - p)
+            else:  # an anomaly score is no probability: no confidence bins
+                conf = np.full(n, np.nan)
             review = np.zeros(n, bool)
         conf = np.where(np.isfinite(conf), conf, 0.0)
         self.n += n
@@ -388,6 +396,9 @@ class BatchReportBuilder:
         self._add_lots(lots, defective, review, pnames, pinv, small)
         self._add_gallery(pnames, pinv, conf, ids, lots, ws, small)
         self._add_review(review, conf, ids, lots, pattern, cols, ws, small)
+        if "anomaly_score" in cols:
+            self._add_anomalous(np.asarray(cols["anomaly_score"], np.float64), ids, lots,
+                                pattern, ws, small)
         if ws.has_labels:
             lab = ws.label_strings().astype(str)
             keep = lab != ""
@@ -517,6 +528,22 @@ class BatchReportBuilder:
             else:
                 heapq.heapreplace(self._review, item)
 
+    def _add_anomalous(self, score, ids, lots, pattern, ws, small) -> None:
+        """Keep the ``max_review`` highest anomaly scores (a min-heap)."""
+        self.anomaly = True
+        score = np.where(np.isfinite(score), score, -np.inf)
+        cand = np.argsort(-score, kind="stable")[: self.max_review]
+        for i in cand:
+            s = float(score[i])
+            if len(self._anomalous) >= self.max_review and s <= self._anomalous[0][0]:
+                break
+            item = (s, -next(self._tie), ids[i], lots[i], pattern[i],
+                    self._thumb(ws, small, i))
+            if len(self._anomalous) < self.max_review:
+                heapq.heappush(self._anomalous, item)
+            else:
+                heapq.heapreplace(self._anomalous, item)
+
     def _add_confusion(self, lab: np.ndarray, pred: np.ndarray) -> None:
         for name in sorted((set(np.unique(lab).tolist()) | set(np.unique(pred).tolist()))
                            - set(self._cm_names)):
@@ -599,6 +626,13 @@ class BatchReportBuilder:
                 heapq.heappush(self._review, item)
             elif item[0] > self._review[0][0]:
                 heapq.heapreplace(self._review, item)
+        self.anomaly = self.anomaly or getattr(other, "anomaly", False)
+        for item in getattr(other, "_anomalous", []):
+            item = (item[0], -next(self._tie), *item[2:])
+            if len(self._anomalous) < self.max_review:
+                heapq.heappush(self._anomalous, item)
+            elif item[0] > self._anomalous[0][0]:
+                heapq.heapreplace(self._anomalous, item)
         cm, names = other._cm, other._cm_names
         for name in names:
             if name not in self._cm_names:
@@ -662,6 +696,8 @@ class BatchReportBuilder:
                 "whether it is defective.</p>")
         parts.append(self._contents(ranked, has_metrics))
         parts.append(self._summary())
+        if self.anomaly:
+            parts.append(self._anomalous_section())
         parts.append(self._lots_section(ranked))
         parts.append(self._pareto())
         parts.append(self._gallery())
@@ -677,6 +713,8 @@ class BatchReportBuilder:
                  ("pareto", "Patterns"), ("gallery", "Galleries")]
         if self.mode != "detect":
             links.append(("review", f"Review queue ({self.n_review:,})"))
+        if self.anomaly:
+            links.insert(1, ("anomalous", "Most anomalous wafers"))
         if has_metrics:
             links.append(("metrics", "Against the labels"))
         items = "".join(f'<li><a href="#{k}">{html.escape(v)}</a></li>' for k, v in links)
@@ -847,6 +885,25 @@ class BatchReportBuilder:
                 "confidence. Colours: <span class=\"sw nodie\"></span> no die "
                 '<span class="sw pass"></span> pass <span class="sw fail"></span> fail.</p>'
                 + "".join(blocks) + "</section>")
+
+    def _anomalous_section(self) -> str:
+        items = sorted(self._anomalous, key=lambda t: (-t[0], -t[1]))
+        if not items:
+            return ('<section id="anomalous"><h2>Most anomalous wafers</h2>'
+                    "<p>No wafer scored.</p></section>")
+        rows = "".join(
+            f'<tr><td><img src="{_data_uri(self._thumb_png(png))}" width="{self.thumb_size}" '
+            f'height="{self.thumb_size}" alt=""></td><td>{html.escape(wid)}</td>'
+            f"<td>{html.escape(lot)}</td>"
+            f'<td class="n">{s:.6g}</td><td>{html.escape(pat)}</td></tr>'
+            for s, _, wid, lot, pat, png in items)
+        return ('<section id="anomalous"><h2>Most anomalous wafers</h2>'
+                f'<p class="note">Highest anomaly score first, the top {len(items)} of '
+                f"{self.n:,} wafers; predictions.csv has every score (column "
+                "anomaly_score).</p>"
+                '<table class="grid"><thead><tr><th>Map</th><th>Wafer</th><th>Lot</th>'
+                "<th>Anomaly score</th><th>Decision</th></tr></thead>"
+                f"<tbody>{rows}</tbody></table></section>")
 
     def _review_section(self) -> str:
         if self.mode == "detect":
