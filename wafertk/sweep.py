@@ -663,10 +663,12 @@ def sweep_plan(cfg: SweepConfig) -> list[str]:
     lines = [f"stage 1: {len(grid)} runs (augmentation off)"]
     lines += [f"  runs/1/{s.run_id}" for s in grid]
     k = min(cfg.top_k, len(grid))
-    what = {2: "augmentation on", 3: "fine-tuning", 4: "LR range test",
-            5: "retrain at the suggested rates"}
+    what = {2: f"augmentation on, the top {k} of stage 1",
+            3: f"fine-tuning, the top {k} of the last training stage",
+            4: f"LR range test, the top {k} of the last training stage",
+            5: "the stage-4 runs retrained at their suggested rates"}
     for stage in cfg.stages[1:]:
-        lines.append(f"stage {stage}: {what[stage]}, top {k} of the previous stage")
+        lines.append(f"stage {stage}: {what[stage]}")
     return lines
 
 
