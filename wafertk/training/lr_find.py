@@ -114,7 +114,7 @@ class LRRangeTest(keras.callbacks.Callback):
     """
 
     def __init__(self, start_lr: float = 1e-5, end_lr: float = 10.0, num_steps: int = 100, *,
-                 beta: float = 0.98, diverge: float = 4.0, min_steps: int = 5) -> None:
+                 beta: float = 0.9, diverge: float = 4.0, min_steps: int = 5) -> None:
         super().__init__()
         _check_range(start_lr, end_lr, num_steps, beta, diverge)
         self.start_lr, self.end_lr = float(start_lr), float(end_lr)
@@ -317,7 +317,7 @@ def _json_default(v):
 
 
 def lr_range_test(model, dataset, *, start_lr: float = 1e-5, end_lr: float = 10.0,
-                  num_steps: int = 100, beta: float = 0.98, diverge: float = 4.0,
+                  num_steps: int = 100, beta: float = 0.9, diverge: float = 4.0,
                   min_steps: int = 5, restore: bool = True,
                   settings: dict[str, Any] | None = None) -> LRFindResult:
     """Run an LR range test on a compiled Keras ``model`` over ``dataset``.
