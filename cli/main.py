@@ -54,7 +54,8 @@ def _register() -> None:
     from .model_cmds import train
 
     for name in ("data_cmds", "features_cmds", "model_cmds", "xgb_cmds", "cnn_cmds",
-                 "inspect_cmds", "calibrate_cmds", "anomaly_cmds", "sweep_cmds"):
+                 "inspect_cmds", "calibrate_cmds", "anomaly_cmds", "images_cmds",
+                 "sweep_cmds"):
         try:
             mod = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as exc:

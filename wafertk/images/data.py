@@ -320,13 +320,19 @@ def export_npy(scan: ImageFolder, out_dir: str | os.PathLike, *, image_size: int
 
     Writes ``out_dir/images.npy`` (uint8, shape (n, image_size, image_size, 3)),
     ``labels.npy`` (int64), ``classes.txt`` (one class a line) and ``files.txt``.
-    Loaded with plain ``np.load`` (no pickle).
+    Loaded with plain ``np.load`` (no pickle). The images go through the training pipeline
+    (:func:`make_dataset`: the resize of ``keras.utils.image_dataset_from_directory``), so
+    the arrays are what a model trained on the folder sees, rounded to uint8.
+    (:func:`load_images` uses ``keras.utils.load_img``, whose PIL resize smooths when
+    shrinking: a few grey levels apart.)
 
     Returns
     -------
     dict of str to pathlib.Path
     """
-    x = load_images(scan.files, image_size)
+    ds = make_dataset(scan.files, None, image_size=image_size, batch_size=256)
+    x = np.concatenate([np.clip(np.round(b.numpy()), 0, 255).astype(np.uint8) for b in ds]
+                       ) if len(scan) else np.zeros((0, image_size, image_size, 3), np.uint8)
     out = Path(out_dir)
     with atomic_path(out, directory=True) as tmp:
         np.save(tmp / "images.npy", x)

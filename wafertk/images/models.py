@@ -83,6 +83,22 @@ class ImagePreprocess(layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+@keras.saving.register_keras_serializable(package="wafertk")
+class RandomShear(layers.RandomShear):
+    """``keras.layers.RandomShear`` that reloads from its own config.
+
+    Keras 3.15 saves the factors as ``[-f, f]`` and then refuses them on loading; this
+    subclass accepts both forms. :func:`~wafertk.images.predict.load_image_predictor` also
+    maps the plain Keras class name onto it, so files saved with the plain layer load.
+    """
+
+    def __init__(self, x_factor=0.0, y_factor=0.0, **kwargs) -> None:
+        def scalar(f):
+            return max(abs(float(v)) for v in f) if isinstance(f, (list, tuple)) else f
+
+        super().__init__(scalar(x_factor), scalar(y_factor), **kwargs)
+
+
 def augmentation_layers(*, rotation: float = 45.0, shear: float = 0.2,
                         width_shift: float = 0.2, height_shift: float = 0.2,
                         zoom: float = 0.2, horizontal_flip: bool = True,
@@ -117,8 +133,8 @@ def augmentation_layers(*, rotation: float = 45.0, shear: float = 0.2,
         out.append(layers.RandomRotation(rotation / 360.0, fill_mode="nearest", seed=seed,
                                          name="aug_rotation"))
     if shear:
-        out.append(layers.RandomShear(shear, shear, fill_mode="nearest", seed=seed,
-                                      name="aug_shear"))
+        out.append(RandomShear(shear, shear, fill_mode="nearest", seed=seed,
+                               name="aug_shear"))
     if width_shift or height_shift:
         out.append(layers.RandomTranslation(height_shift, width_shift, fill_mode="nearest",
                                             seed=seed, name="aug_shift"))
@@ -460,6 +476,8 @@ def unfreeze_from(model: keras.Model, backbone: str, from_layer: str | None = No
     """
     base = model.get_layer(backbone)
     base.trainable = True
+    for layer in base.layers:
+        layer.trainable = True
     if from_layer is not None:
         want = from_layer.replace("/", "_")
         names = [layer.name for layer in base.layers]

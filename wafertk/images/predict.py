@@ -161,11 +161,12 @@ def load_image_predictor(folder: str | os.PathLike, manifest: Manifest | None = 
         manifest = load_manifest(folder, IMAGE_KIND)
     import keras
 
-    import wafertk.images.models  # noqa: F401  (registers ImagePreprocess)
+    from wafertk.images.models import RandomShear  # also registers ImagePreprocess
 
     path = folder / manifest.model_file
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False,
+                                        custom_objects={"RandomShear": RandomShear})
     except Exception as exc:  # zip, JSON and Keras errors alike
         log.debug("loading %s failed: %r", path, exc)
         raise ModelFileError(path, "corrupt model file (cannot be loaded by Keras)") from None

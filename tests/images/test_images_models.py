@@ -1,0 +1,122 @@
+"""wafertk.images.models: builders, preprocessing, no network, SqueezeNet's real weights."""
+
+import socket
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.tf
+
+WEIGHTS = "weights/squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def test_small_convnet_heads_and_augmentation():
+    from wafertk.images.models import build_small_convnet
+
+    aug = {"rotation": 45, "shear": 0.2, "width_shift": 0.1, "height_shift": 0.1,
+           "zoom": 0.2, "horizontal_flip": True, "vertical_flip": True}
+    two = build_small_convnet((32, 32, 3), 2, conv_filters=(4, 8), dense_units=8,
+                              batch_norm=True, l2=1e-4, augment=aug, seed=1)
+    names = [layer.name for layer in two.layers]
+    assert {"aug_flip", "aug_rotation", "aug_shear", "aug_shift", "aug_zoom", "bn1"} <= set(names)
+    assert two.output_shape == (None, 1) and two.layers[-1].activation.__name__ == "sigmoid"
+    x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    # augmentation is off at inference: two calls agree
+    np.testing.assert_allclose(two(x, training=False), two(x, training=False))
+    three = build_small_convnet((32, 32, 3), 3, conv_filters=(4,), dense_units=0)
+    out = np.asarray(three(x))
+    assert out.shape == (3, 3) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
+    assert not any(n.startswith("aug_") for n in (la.name for la in three.layers))
+
+
+def test_preprocess_modes():
+    from wafertk.images.models import ImagePreprocess
+
+    x = np.array([[[[255.0, 0.0, 127.5]]]], dtype="float32")
+    np.testing.assert_allclose(ImagePreprocess("scale")(x), [[[[1, 0, 0.5]]]])
+    np.testing.assert_allclose(ImagePreprocess("tf")(x), [[[[1, -1, 0]]]])
+    # caffe: BGR order, ImageNet means subtracted, no scaling
+    np.testing.assert_allclose(ImagePreprocess("caffe")(x),
+                               [[[[127.5 - 103.939, 0 - 116.779, 255 - 123.68]]]], rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown preprocessing mode"):
+        ImagePreprocess("bgr")
+
+
+def test_building_transfer_models_never_touches_the_network(monkeypatch):
+    import keras
+
+    from wafertk.images.models import build_transfer_model
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    for backbone in ("mobilenet_v2", "squeezenet"):
+        model = build_transfer_model(backbone, (48, 48, 3), 3, dense_units=8)
+        assert model.output_shape == (None, 3)
+        assert not model.get_layer(backbone).trainable
+
+
+def test_bad_backbone_sizes_and_weights(tmp_path):
+    from wafertk.errors import ConfigError, ModelFileError
+    from wafertk.images.models import build_transfer_model
+
+    with pytest.raises(ConfigError, match="did you mean 'vgg16'"):
+        build_transfer_model("vgg_16", (32, 32, 3))
+    with pytest.raises(ConfigError, match="xception needs images of at least 71 px"):
+        build_transfer_model("xception", (32, 32, 3))
+    with pytest.raises(ModelFileError, match="no such weights file"):
+        build_transfer_model("mobilenet_v2", (32, 32, 3), weights=tmp_path / "none.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(ModelFileError, match="bad.h5: not an HDF5 weights file"):
+        build_transfer_model("squeezenet", (48, 48, 3), weights=bad)
+    with pytest.raises(ModelFileError, match="bad.h5: cannot load into mobilenet_v2"):
+        build_transfer_model("mobilenet_v2", (32, 32, 3), weights=bad)
+
+
+def test_unfreeze_from_a_layer():
+    from wafertk.errors import ConfigError
+    from wafertk.images.models import build_transfer_model, unfreeze_from
+
+    model = build_transfer_model("squeezenet", (48, 48, 3), 2, dense_units=0)
+    assert len(model.trainable_weights) == 2  # the head only
+    n = unfreeze_from(model, "squeezenet", "fire9/squeeze1x1")  # the file's name works too
+    assert n == 6  # fire9: squeeze, expand1x1, expand3x3 (kernel + bias each)
+    assert unfreeze_from(model, "squeezenet") == 50
+    with pytest.raises(ConfigError, match="not a layer of squeezenet.*fire6_squeeze1x1"):
+        unfreeze_from(model, "squeezenet", "fire6_sqeeze1x1")
+
+
+def test_real_squeezenet_weights_load(shared_data):
+    import h5py
+
+    from wafertk.images.models import build_squeezenet, load_squeezenet_weights
+
+    path = shared_data / WEIGHTS
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    model = build_squeezenet((227, 227, 3))
+    assert model.output_shape == (None, 13, 13, 512)
+    assert model.count_params() == 722_496  # the file's parameter count
+    assert load_squeezenet_weights(model, path) == 25
+    with h5py.File(path, "r") as f:
+        g = f["fire9/expand3x3"]
+        kernel, bias = (np.asarray(g[n]) for n in g.attrs["weight_names"])
+    got = model.get_layer("fire9_expand3x3").get_weights()
+    np.testing.assert_array_equal(got[0], kernel)
+    np.testing.assert_array_equal(got[1], bias)
+    # a real photo through caffe preprocessing gives finite, non-trivial features
+    from wafertk.images.models import ImagePreprocess
+
+    cats = sorted((shared_data / "cats_and_dogs" / "train" / "cats").glob("*.jpg"))[:2]
+    if cats:
+        from wafertk.images.data import load_images
+
+        x = load_images([str(c) for c in cats], 227).astype("float32")
+        feats = np.asarray(model(ImagePreprocess("caffe")(x), training=False))
+        assert feats.shape == (2, 13, 13, 512) and np.isfinite(feats).all()
+        assert (feats > 0).mean() > 0.05
