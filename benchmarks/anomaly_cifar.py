@@ -60,7 +60,14 @@ MODELS: dict[str, dict] = {
 }
 
 
-def make(name: str, epochs: int | None, pretrain_epochs: int | None, seed: int,
+def _epochs(text: str) -> dict[str, int] | int:
+    if "=" not in text:
+        return int(text)
+    return {k.strip(): int(v) for k, v in (p.split("=", 1) for p in text.split(","))}
+
+
+def make(name: str, epochs: dict[str, int] | int | None, pretrain_epochs: int | None,
+         seed: int,
          rotation_transforms: str | None = None):
     from wafertk.anomaly.estimators import MODELS as CLASSES_BY_NAME
 
@@ -68,6 +75,8 @@ def make(name: str, epochs: int | None, pretrain_epochs: int | None, seed: int,
     kw.pop("name")
     if name == "rotation" and rotation_transforms:
         kw["transforms"] = tuple(rotation_transforms.split(","))
+    if isinstance(epochs, dict):
+        epochs = epochs.get(name)
     if epochs is not None:
         kw["epochs"] = epochs
     if pretrain_epochs is not None and "pretrain_epochs" in kw:
@@ -81,7 +90,9 @@ def main() -> None:
     ap.add_argument("--classes", default=",".join(CLASSES),
                     help="Comma-separated normal classes (names or 0-9).")
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--epochs", type=int, help="Override every model's epochs.")
+    ap.add_argument("--epochs", type=_epochs,
+                    help="Override the epochs: N for every model, or per model "
+                         "(deep-svdd=10,rotation=6).")
     ap.add_argument("--pretrain-epochs", type=int, help="Override Deep SVDD's pre-training.")
     ap.add_argument("--max-train", type=int, help="Subsample the class's training images.")
     ap.add_argument("--max-test", type=int, help="Subsample the test images (per class).")
@@ -105,6 +116,32 @@ def main() -> None:
     test = read_image_folder(CIFAR / "test", limit=args.max_test)
     print(f"{len(test)} test images read in {time.perf_counter() - t0:.0f} s", flush=True)
     rows = []
+
+    def write() -> dict[str, float]:
+        """Write the classes done so far (after every class)."""
+        mean = {m: float(np.mean([r[m] for r in rows])) for m in models}
+        out = {
+            "protocol": "one-class CIFAR-10: train on one class's training images, score the "
+                        "test images, ROC-AUC of that class vs the other nine",
+            "command": "python benchmarks/anomaly_cifar.py " + " ".join(sys.argv[1:]),
+            "models": {m: {k: (list(v) if isinstance(v, tuple) else v)
+                           for k, v in MODELS[m].items()} for m in models},
+            "overrides": {"epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs,
+                          "rotation_transforms": args.rotation_transforms,
+                          "max_train": args.max_train, "max_test": args.max_test,
+                          "seed": args.seed},
+            "full_protocol": len(rows) == 10 and args.max_train is None
+            and args.max_test is None,
+            "rows": rows,
+            "mean": mean,
+            "ruff_deep_svdd_mean": RUFF_MEAN / 100,
+            "wall_seconds": round(time.perf_counter() - t0, 1),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+        return mean
+
     for c in classes:
         train = read_image_folder(CIFAR / "train", classes=[c], limit=args.max_train)
         y = test.labels.astype(str) != c  # the other classes are the anomalies
@@ -122,27 +159,8 @@ def main() -> None:
             print(f"{c:<10} {m:<15} AUC {row[m]:.4f}  ({row[f'{m}_seconds']:.0f} s)",
                   flush=True)
         rows.append(row)
-    mean = {m: float(np.mean([r[m] for r in rows])) for m in models}
-    out = {
-        "protocol": "one-class CIFAR-10: train on one class's training images, score the "
-                    "test images, ROC-AUC of that class vs the other nine",
-        "command": "python benchmarks/anomaly_cifar.py " + " ".join(sys.argv[1:]),
-        "models": {m: {k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in MODELS[m].items()} for m in models},
-        "overrides": {"epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs,
-                      "rotation_transforms": args.rotation_transforms,
-                      "max_train": args.max_train, "max_test": args.max_test,
-                      "seed": args.seed},
-        "full_protocol": len(classes) == 10 and args.max_train is None
-        and args.max_test is None,
-        "rows": rows,
-        "mean": mean,
-        "ruff_deep_svdd_mean": RUFF_MEAN / 100,
-        "wall_seconds": round(time.perf_counter() - t0, 1),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+        write()
+    mean = write()
     print(f"mean AUC: {', '.join(f'{m} {v:.4f}' for m, v in mean.items())} (Ruff et al. "
           f"Deep SVDD {RUFF_MEAN / 100:.3f}) -> {args.out}")
 

@@ -22,6 +22,7 @@ from wafertk.registry import (
 TINY = {
     "wafer-cnn": {"input_shape": (16, 16, 3), "conv_filters": (4,), "dense_units": 4},
     "baseline": {"feature_sets": ["density"], "n_estimators": 2, "n_jobs": 1},
+    "image": {"input_shape": (75, 75, 3), "n_classes": 3},  # 75: Inception's smallest
 }
 
 
@@ -80,8 +81,15 @@ def test_every_architecture_builds(name):
     """timm's common test: every registered architecture builds and runs on tiny input."""
     entry = get_entry(name)
     ws = make_wafers(24, n_lots=6, random_state=0)
+    if entry.family == "anomaly":
+        _check_anomaly_architecture(name, ws)
+        return
     model = create_model(name, **TINY[entry.family])
-    if entry.family == "wafer-cnn":
+    if entry.family == "image":
+        out = np.asarray(model(np.zeros((2, 75, 75, 3), np.float32), training=False))
+        assert out.shape == (2, 3) and np.isfinite(out).all()
+        assert entry.kind == "image-classifier"
+    elif entry.family == "wafer-cnn":
         from wafertk.data.preprocess import die_metadata, one_hot, resize_maps
 
         x = one_hot(resize_maps(ws, 16))
@@ -93,6 +101,24 @@ def test_every_architecture_builds(name):
         proba = model.fit(ws).predict_proba(ws)
         assert proba.shape[0] == len(ws)
         np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-6)
+
+
+def _check_anomaly_architecture(name, ws):
+    tiny = {"conv_filters": (4, 8), "input_size": 16, "batch_size": 8, "epochs": 1,
+            "random_state": 0}
+    if name.startswith("anomaly_latent"):
+        enc = create_model("anomaly_vae", latent_dim=4, **tiny).fit(ws)
+        model = create_model(name, encoder=enc, random_state=0, n_estimators=5)
+        if name == "anomaly_latent_classifier":
+            model.fit(ws, ws.label_strings())
+        else:
+            model.fit(ws)
+    else:
+        extra = {"centre_weight": 1.0} if name == "anomaly_ocvae" else {}
+        model = create_model(name, **tiny, **extra).fit(ws)
+    s = model.score_samples(ws)
+    assert s.shape == (len(ws),) and np.isfinite(s).all()
+    assert get_entry(name).kind == "anomaly-detector"
 
 
 @pytest.mark.tf

@@ -273,6 +273,17 @@ for _args in [("small_convnet", "small convnet from scratch (augmentation, dropo
     register_model(f"image_{_args[0]}", "image", f"wafertk.images.models:build_{_args[0]}"
                    + ("" if _args[0] == "small_convnet" else "_transfer"), _args[1],
                    "image-classifier")  # issue 10
+for _name, _cls, _summary in [
+    ("vae", "VAEDetector", "convolutional VAE, score = reconstruction error (+ KL)"),
+    ("ocvae", "OneClassVAEDetector", "VAE + distance of the latent mean to a moving centre"),
+    ("deep_svdd", "DeepSVDDDetector", "Deep SVDD, one-class or soft-boundary (Ruff et al.)"),
+    ("rotation", "TransformDetector", "self-supervised transform prediction (Golan & El-Yaniv)"),
+    ("latent_hybrid", "LatentHybridDetector", "encoder latents -> IsolationForest / OC-SVM"),
+    ("latent_classifier", "LatentClassifierHybrid",
+     "encoder latents -> XGBoost / random forest / dense head, where labels exist"),
+]:
+    register_model(f"anomaly_{_name}", "anomaly", f"wafertk.anomaly.estimators:{_cls}",
+                   _summary, "anomaly-detector")  # issue 11
 for _kind, _target in [
     ("cnn-detector", "wafertk.models.predictors:load_cnn_predictor"),
     ("cnn-classifier", "wafertk.models.predictors:load_cnn_predictor"),

@@ -14,6 +14,7 @@ from wafertk.anomaly import networks  # noqa: E402
 from wafertk.anomaly.estimators import (  # noqa: E402
     DeepSVDDDetector,
     LatentCentreCallback,
+    LatentClassifierHybrid,
     LatentHybridDetector,
     OneClassVAEDetector,
     TransformDetector,
@@ -186,6 +187,29 @@ def test_hybrid_on_latent_features(vae, wafers):
         s = h.score_samples(test)
         assert s.shape == (len(test),) and roc_auc_score(y, s) > 0.7
         assert (h.predict(test) == (s >= h.threshold_)).all()
+
+
+def test_supervised_hybrid_on_latent_features(vae, wafers):
+    _, test, y = wafers
+    names = np.where(y, "Edge-Ring", "none")
+    order = np.random.default_rng(0).permutation(len(test))
+    fit_rows, score_rows = np.sort(order[: len(test) // 2]), np.sort(order[len(test) // 2:])
+    assert names[fit_rows].tolist().count("none") not in (0, len(fit_rows))
+    for clf in ("xgboost", "random-forest", "dense"):
+        h = LatentClassifierHybrid(vae, classifier=clf, n_estimators=30, random_state=0)
+        h.fit(test.take(fit_rows), names[fit_rows])
+        assert list(h.classes_) == ["Edge-Ring", "none"]
+        s = h.score_samples(test.take(score_rows))
+        assert roc_auc_score(y[score_rows], s) > 0.7, clf
+        p = h.predict_proba(test.take(score_rows))
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(s, 1 - p[:, 1], rtol=1e-6)
+    with pytest.raises(WafertkError, match="one class"):
+        LatentClassifierHybrid(vae).fit(test, np.full(len(test), "none"))
+    with pytest.raises(WafertkError, match="normal class 'good'"):
+        LatentClassifierHybrid(vae, normal_class="good").fit(test, names)
+    with pytest.raises(WafertkError, match="unknown classifier"):
+        LatentClassifierHybrid(vae, classifier="svm").fit(test, names)
 
 
 def test_bad_training_data(wafers):

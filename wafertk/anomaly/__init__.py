@@ -5,7 +5,9 @@ score how far a new sample is from it; **higher score = more anomalous**.
 
 * :mod:`wafertk.anomaly.estimators`: :class:`VAEDetector`, :class:`OneClassVAEDetector`,
   :class:`DeepSVDDDetector`, :class:`TransformDetector` (rotation prediction) and
-  :class:`LatentHybridDetector`, scikit-learn-like; saved as ``model.keras`` +
+  :class:`LatentHybridDetector` (latents -> IsolationForest / one-class SVM) and
+  :class:`LatentClassifierHybrid` (latents -> XGBoost / random forest / dense head where
+  labels exist), scikit-learn-like; the deep detectors are saved as ``model.keras`` +
   ``manifest.json`` (kind ``anomaly-detector``, loadable with
   :func:`wafertk.registry.load_model`);
 * :mod:`wafertk.anomaly.networks`: the Keras builders and registered custom layers;
@@ -28,6 +30,7 @@ _LAZY = {
     "DeepSVDDDetector": "wafertk.anomaly.estimators",
     "TransformDetector": "wafertk.anomaly.estimators",
     "LatentHybridDetector": "wafertk.anomaly.estimators",
+    "LatentClassifierHybrid": "wafertk.anomaly.estimators",
     "LatentCentreCallback": "wafertk.anomaly.estimators",
     "load_detector": "wafertk.anomaly.estimators",
     "anomaly_metrics": "wafertk.anomaly.evaluation",

@@ -1142,6 +1142,112 @@ class LatentHybridDetector(BaseEstimator):
         return (self.score_samples(X) >= self.threshold_).astype(np.int64)
 
 
+class LatentClassifierHybrid(BaseEstimator):
+    """A fitted detector's latent features -> a supervised classifier, where labels exist.
+
+    The semi-supervised counterpart of :class:`LatentHybridDetector`: the encoder learnt
+    "normal" without labels (possibly from a large unlabelled archive); a few labelled wafers
+    then train XGBoost, a random forest or a small dense head on its latent features.
+
+    Parameters
+    ----------
+    encoder : BaseDeepDetector
+        A fitted detector; its :meth:`~BaseDeepDetector.transform` gives the features.
+    classifier : {"xgboost", "random-forest", "dense"} or estimator, default "xgboost"
+        ``"dense"`` is scikit-learn's ``MLPClassifier`` with one hidden layer of
+        ``hidden_units`` (early stopping on 10 % of the samples from 200 samples on); an
+        estimator needs ``fit`` and ``predict_proba``.
+    normal_class : str, default "none"
+        The label of normal samples: ``score_samples`` is ``1 - P(normal_class)``.
+    n_estimators : int, default 300
+        Trees (XGBoost, random forest).
+    hidden_units : int, default 64
+    n_jobs : int, default 1
+    random_state : int, optional
+
+    Attributes
+    ----------
+    classifier_ : the fitted classifier
+    scaler_ : sklearn.preprocessing.StandardScaler
+    classes_ : ndarray of str
+    threshold_ : float
+        0.5 on ``1 - P(normal)``.
+    """
+
+    def __init__(self, encoder=None, *, classifier: Any = "xgboost",
+                 normal_class: str = "none", n_estimators: int = 300, hidden_units: int = 64,
+                 n_jobs: int = 1, random_state: int | None = None) -> None:
+        self.encoder = encoder
+        self.classifier = classifier
+        self.normal_class = normal_class
+        self.n_estimators = n_estimators
+        self.hidden_units = hidden_units
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _make(self):
+        if self.classifier == "xgboost":
+            from xgboost import XGBClassifier
+
+            return XGBClassifier(n_estimators=self.n_estimators, max_depth=6,
+                                 learning_rate=0.1, tree_method="hist", n_jobs=self.n_jobs,
+                                 random_state=self.random_state or 0)
+        if self.classifier == "random-forest":
+            from sklearn.ensemble import RandomForestClassifier
+
+            return RandomForestClassifier(n_estimators=self.n_estimators, n_jobs=self.n_jobs,
+                                          class_weight="balanced",
+                                          random_state=self.random_state)
+        if self.classifier == "dense":
+            from sklearn.neural_network import MLPClassifier
+
+            return MLPClassifier(hidden_layer_sizes=(int(self.hidden_units),), alpha=1e-3,
+                                 max_iter=500, early_stopping=self._n_fit >= 200,
+                                 random_state=self.random_state)
+        if hasattr(self.classifier, "fit") and hasattr(self.classifier, "predict_proba"):
+            return clone(self.classifier)
+        raise WafertkError(f"unknown classifier {self.classifier!r} (xgboost, random-forest, "
+                           "dense or an estimator with fit and predict_proba)")
+
+    def fit(self, X, y):
+        """Fit the classifier on the latent features of ``X`` with labels ``y`` (class names;
+        the normal class among them)."""
+        if self.encoder is None:
+            raise WafertkError("LatentClassifierHybrid needs a fitted encoder")
+        from sklearn.preprocessing import StandardScaler
+
+        y = np.asarray(y).astype(str)
+        z = self.encoder.transform(X).astype(np.float64)
+        if len(y) != len(z):
+            raise WafertkError(f"{len(y)} labels for {len(z)} samples")
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise WafertkError(f"the labels hold one class ({str(self.classes_[0])!r}): a "
+                               "classifier needs at least two")
+        if self.normal_class not in self.classes_:
+            raise WafertkError(f"no sample of the normal class {self.normal_class!r} in the "
+                               "labels")
+        self.scaler_ = StandardScaler().fit(z)
+        self._n_fit = len(z)  # early stopping of the dense head only with enough samples
+        self.classifier_ = self._make().fit(self.scaler_.transform(z), codes)
+        self.threshold_ = 0.5
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in ``classes_`` order."""
+        z = self.encoder.transform(X).astype(np.float64)
+        return np.asarray(self.classifier_.predict_proba(self.scaler_.transform(z)))
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each sample."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score_samples(self, X) -> np.ndarray:
+        """``1 - P(normal_class)`` (higher = more anomalous)."""
+        k = int(np.flatnonzero(self.classes_ == self.normal_class)[0])
+        return 1.0 - self.predict_proba(X)[:, k]
+
+
 #: CLI/config model names -> (estimator class, fixed parameters)
 MODELS: dict[str, tuple[type[BaseDeepDetector], dict[str, Any]]] = {
     "vae": (VAEDetector, {}),
