@@ -329,25 +329,54 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def write_architecture(folder: Path) -> Path | None:
-    """``architecture.txt`` (``model.summary``) of the run's ``model.keras``, if missing.
+    """``architecture.txt`` (``model.summary``) of an images run folder, if missing.
 
-    Nothing when the folder holds no ``model.keras`` (or it cannot be read: logged).
+    The network is rebuilt from the run's ``config.yaml`` and ``manifest.json`` (classes)
+    without weights (the same layers and parameter counts, and no deserialisation of
+    ``model.keras``); if that fails, ``model.keras`` is loaded. Nothing when the folder holds
+    neither (a fake trainer's folder) or both fail (logged).
     """
     out = folder / "architecture.txt"
-    if out.exists() or not (folder / "model.keras").is_file():
-        return out if out.exists() else None
-    try:
-        import importlib
+    if out.exists():
+        return out
+    model = None
+    errors = []
+    if (folder / "config.yaml").is_file() and (folder / "manifest.json").is_file():
+        try:
+            from wafertk.images.config import ImageRunConfig
+            from wafertk.images.train import build_image_model
 
-        import keras
+            run_cfg = load_config(ImageRunConfig, folder / "config.yaml")
+            classes = json.loads((folder / "manifest.json").read_text())["classes"]
+            model = build_image_model(run_cfg, len(classes))
+        except Exception as exc:  # noqa: BLE001 - a summary is not worth failing a sweep for
+            errors.append(f"rebuild: {exc}")
+    if model is None and (folder / "model.keras").is_file():
+        try:
+            import importlib
 
-        importlib.import_module("wafertk.images.models")  # registers its custom layers
-        model = keras.saving.load_model(folder / "model.keras", compile=False)
-    except Exception as exc:  # noqa: BLE001 - a summary is not worth failing a sweep for
-        log.warning("%s: no architecture summary (%s)", folder, exc)
+            import keras
+
+            importlib.import_module("wafertk.images.models")  # registers its custom layers
+            model = keras.saving.load_model(folder / "model.keras", compile=False)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"load: {str(exc).splitlines()[0]}")
+    if model is None:
+        if errors:
+            log.warning("%s: no architecture summary (%s)", folder, "; ".join(errors))
         return None
     lines: list[str] = []
-    model.summary(print_fn=lambda line, *a, **k: lines.append(line), line_length=100)
+    # Keras renders the summary with rich, which cuts lines at the terminal's width (80
+    # columns without a terminal) whatever line_length says: widen it while rendering
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "130"
+    try:
+        model.summary(print_fn=lambda line, *a, **k: lines.append(line), line_length=120)
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return out
