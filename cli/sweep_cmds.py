@@ -142,7 +142,9 @@ def lr_find(data, output, task, images, model, weights, config, batch_size, inpu
         res.save(tmp)
     details = (f"{what}, suggested learning rate {res.suggested_lr:.2e} (lowest loss at "
                f"{res.min_loss_lr:.2e}, {len(res.lrs)} steps"
-               f"{', stopped on divergence' if res.diverged else ''})")
+               f"{', stopped on divergence' if res.diverged else ''})"
+               + ("" if res.descent else "; the loss never fell: no usable rate, read the "
+                  "plot"))
     echo_summary(quiet, output, details, t0)
 
 

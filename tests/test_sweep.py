@@ -50,18 +50,32 @@ class FakeTrainer:
 
 
 class FakeLRResult:
-    def __init__(self, lr):
-        self.lr = lr
+    def __init__(self, lr, descent=True):
+        self.lr, self.descent = lr, descent
 
     def save(self, folder):
-        Path(folder, "lr_find.json").write_text(json.dumps({"suggested_lr": self.lr,
-                                                             "min_loss_lr": self.lr * 10}))
+        Path(folder, "lr_find.json").write_text(json.dumps(
+            {"suggested_lr": self.lr, "min_loss_lr": self.lr * 10, "descent": self.descent}))
 
 
 def fake_lr_find(overrides, *, data_dir, weights, config, start_lr, end_lr, num_steps,
                  diverge):
     assert start_lr < end_lr
     return FakeLRResult(3e-3)
+
+
+def test_stage_5_skips_a_run_whose_lr_test_found_no_descent(tmp_path, image_dirs):
+    cfg = load_sweep_config(write_cfg(tmp_path, image_dirs, "stages: [1, 4, 5]\ntop_k: 2\n"))
+
+    def lr_find(overrides, **kwargs):
+        return FakeLRResult(3e-3, descent=overrides["data.image_size"] == 40)
+
+    fake = FakeTrainer()
+    res = run_sweep(cfg, tmp_path / "out", train_fn=fake, lr_find_fn=lr_find)
+    assert res.lr_found == {S40: 3e-3}
+    assert len(fake.calls) == 8 + 1 and fake.calls[-1]["overrides"]["data.image_size"] == 40
+    state = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert state["runs"][f"4/{S48}"]["descent"] is False
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ runs by weighted F1 on the validation folder. With ``stages`` it goes on from th
 3. fine-tuning (``fine_tune.*``) of the ``top_k`` runs of the last training stage;
 4. an LR range test (:mod:`wafertk.training.lr_find`) of the ``top_k`` runs of the last
    training stage;
-5. those runs retrained at the rates stage 4 suggested.
+5. those runs retrained at the rates stage 4 suggested (a run whose LR test saw no fall of
+   the loss at all has no usable rate and is not retrained).
 
 The output folder::
 
@@ -588,12 +589,14 @@ class _Sweep:
             self.result.skipped += 1
             seconds = self.state["runs"].get(spec.key, {}).get("seconds")
         lr = float(found["suggested_lr"])
-        self._say(f"{spec.key}: suggested learning rate {lr:.3g}")
+        descent = bool(found.get("descent", True))
+        self._say(f"{spec.key}: suggested learning rate {lr:.3g}" if descent else
+                  f"{spec.key}: the loss never fell (no usable rate; not retrained)")
         self.state["runs"][spec.key] = {**entry, "status": "done", "suggested_lr": lr,
                                         "min_loss_lr": found.get("min_loss_lr"),
-                                        "seconds": seconds}
+                                        "descent": descent, "seconds": seconds}
         self.save()
-        return lr
+        return lr if descent else None
 
     def top(self, specs: list[RunSpec]) -> list[RunSpec]:
         scored = [(self.state["runs"][s.key]["weighted_f1"], s) for s in specs

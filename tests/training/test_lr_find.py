@@ -83,6 +83,16 @@ def test_without_blow_up_the_test_runs_to_end_lr(tiny):
     assert res.lrs[-1] == pytest.approx(1e-2)
 
 
+def test_a_flat_loss_is_reported_as_no_descent(tiny):
+    from wafertk.training.lr_find import lr_range_test
+
+    make, ds = tiny
+    res = lr_range_test(make(), ds, start_lr=1e-9, end_lr=1e-8, num_steps=15)
+    assert not res.descent and res.to_dict()["descent"] is False
+    res = lr_range_test(make(), ds, start_lr=1e-4, end_lr=100.0, num_steps=60)
+    assert res.descent
+
+
 def test_suggest_lr_picks_the_steepest_descent_before_the_minimum():
     from wafertk.training.lr_find import suggest_lr
 

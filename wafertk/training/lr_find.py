@@ -226,6 +226,10 @@ class LRFindResult:
         Rate at the lowest smoothed loss.
     diverged : bool
         Whether the test stopped on a blow-up.
+    descent : bool
+        Whether the smoothed loss fell at all: its minimum lies at least 10 % below the median
+        of its first 10 % of points. False means the model did not learn in this range (read
+        the plot; the suggestion is then meaningless).
     settings : dict
         start_lr, end_lr, num_steps, beta, diverge and anything the caller adds (model,
         data).
@@ -238,6 +242,7 @@ class LRFindResult:
     suggested_lr: float
     min_loss_lr: float
     diverged: bool
+    descent: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -248,7 +253,8 @@ class LRFindResult:
     def to_dict(self) -> dict[str, Any]:
         """Summary for JSON (the curves go to the CSV)."""
         return {"suggested_lr": self.suggested_lr, "min_loss_lr": self.min_loss_lr,
-                "diverged": bool(self.diverged), "steps": int(len(self.lrs)),
+                "diverged": bool(self.diverged), "descent": bool(self.descent),
+                "steps": int(len(self.lrs)),
                 "last_lr": float(self.lrs[-1]) if len(self.lrs) else None,
                 **self.settings}
 
@@ -366,16 +372,20 @@ def lr_range_test(model, dataset, *, start_lr: float = 1e-5, end_lr: float = 10.
     smoothed = np.asarray(cb.smoothed, float)
     lr, _ = suggest_lr(lrs, smoothed)
     finite = np.where(np.isfinite(smoothed), smoothed, np.inf)
+    head = smoothed[:max(3, len(smoothed) // 10)]
+    descent = bool(np.min(finite) < 0.9 * np.median(head[np.isfinite(head)]))
     result = LRFindResult(
         lrs=lrs, losses=np.asarray(cb.losses, float), smoothed=smoothed,
         accuracy=np.asarray(cb.accuracy, float), suggested_lr=lr,
         min_loss_lr=float(lrs[int(np.argmin(finite))]), diverged=bool(cb.diverged),
+        descent=descent,
         settings={"start_lr": float(start_lr), "end_lr": float(end_lr),
                   "num_steps": int(num_steps), "beta": float(beta),
                   "diverge": float(diverge), **(settings or {})})
-    log.info("LR range test: %d steps, suggested %.3g (lowest loss at %.3g)%s",
+    log.info("LR range test: %d steps, suggested %.3g (lowest loss at %.3g)%s%s",
              len(lrs), result.suggested_lr, result.min_loss_lr,
-             ", stopped on divergence" if result.diverged else "")
+             ", stopped on divergence" if result.diverged else "",
+             "" if descent else ", no descent (the model did not learn in this range)")
     return result
 
 
