@@ -54,7 +54,7 @@ def _parts(args) -> dict[str, tuple[dict, Path | None]]:
                         "fine_tune.epochs": args.epochs or 6,
                         "fine_tune.learning_rate": 1e-4,
                         "fine_tune.early_stopping_patience": 2}, WEIGHTS),
-        "convnet": ({"model.name": "small_convnet", "data.image_size": 128,
+        "convnet": ({"model.name": "small_convnet", "data.image_size": args.convnet_size,
                      "model.batch_norm": True, "train.batch_size": 32,
                      "train.learning_rate": 1e-3, "train.epochs": args.epochs or 20,
                      "train.early_stopping_patience": 6, **quick}, None),
@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated: squeezenet (frozen + fine-tuned), convnet")
     ap.add_argument("--epochs", type=int, default=None, help="override every phase's epochs")
     ap.add_argument("--max-per-class", type=int, default=None)
+    ap.add_argument("--convnet-size", type=int, default=128,
+                    help="image side of the from-scratch convnet")
     ap.add_argument("--runs", type=Path, default=Path("/tmp/wafertk_images_catsdogs"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
                     "images_catsdogs.json")
@@ -107,22 +109,25 @@ def main(argv: list[str] | None = None) -> None:
             "wall_s": round(wall, 1), "phases": report["extra"]["phases"],
             "overrides": overrides, "weights": None if weights is None else weights.name,
         }
+        entry["command"] = ("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD=1 .venv/bin/python "
+                            "benchmarks/images_catsdogs.py --parts " + args.parts
+                            + (f" --epochs {args.epochs}" if args.epochs else "")
+                            + (f" --max-per-class {args.max_per_class}"
+                               if args.max_per_class else "")
+                            + (f" --convnet-size {args.convnet_size}"
+                               if "convnet" in wanted else ""))
         results["parts"][name] = entry
         if name == "squeezenet":
             frozen = _frozen_phase(args.runs / name)
             frozen["target_accuracy"] = TARGETS["squeezenet_frozen"]
             frozen["meets_target"] = frozen["accuracy"] >= TARGETS["squeezenet_frozen"]
             frozen["wall_s"] = entry["phases"]["train"]["wall_s"]
+            frozen["command"] = entry["command"] + "  (the frozen phase of that run)"
             results["parts"]["squeezenet_frozen"] = frozen
         print(f"{name}: accuracy {entry['accuracy']:.4f} (target {TARGETS[name]}) in "
               f"{wall / 60:.1f} min", flush=True)
         results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                               "note": "2 cores shared with other jobs during the run"}
-        results["command"] = ("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD=1 .venv/bin/python "
-                              "benchmarks/images_catsdogs.py --parts " + args.parts
-                              + (f" --epochs {args.epochs}" if args.epochs else "")
-                              + (f" --max-per-class {args.max_per_class}"
-                                 if args.max_per_class else ""))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(results, indent=2) + "\n")
