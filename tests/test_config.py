@@ -147,7 +147,7 @@ def test_packaged_configs_by_name():
     from wafertk.training.config import CnnTrainConfig
 
     known = packaged_configs()
-    assert set(known) == {"detector", "classifier", "xgboost", "anomaly"}
+    assert set(known) == {"detector", "classifier", "xgboost", "anomaly", "images", "sweep"}
     assert resolve_config("detector") == known["detector"]
     assert resolve_config("runs/detector.yaml").name == "detector.yaml"  # a path stays a path
     with pytest.raises(UnknownNameError, match="did you mean 'detector'"):
