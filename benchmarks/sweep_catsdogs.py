@@ -70,13 +70,22 @@ def main(argv: list[str] | None = None) -> None:
         "note": ("wall_s counts only the runs trained by this invocation; each run's own "
                  "seconds are in runs/ranking (a resumed sweep sums them)"),
     }
+    record["run_seconds_total"] = round(sum(r.get("seconds") or 0
+                                            for r in state["runs"].values()), 1)
     path = Path(args.json)
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    if res.trained == 0 and previous.get("config") == record["config"]:
+        # a re-run that trained nothing (e.g. to copy the figures again) keeps the timing
+        for key in ("command", "started_utc", "wall_s", "machine"):
+            record[key] = previous.get(key, record[key])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     os.replace(tmp, path)
     for ext in ("md", "png", "csv"):
         shutil.copyfile(out / f"ranking.{ext}", path.with_suffix(f".{ext}"))
+    for png in sorted((out / "runs" / "4").glob("*/lr_find.png")):  # stage 4's LR tests
+        shutil.copyfile(png, path.with_name(f"{path.stem}_lr_find_{png.parent.name}.png"))
     print(f"wrote {path} ({len(res.ranking)} runs ranked) in {wall:.0f} s")
 
 
