@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from wafertk.anomaly.config import MODEL_NAMES
+
 from ._common import (
     check_input_file,
     check_output,
@@ -29,7 +31,7 @@ OVERRIDES = {"--model": "model.name", "--epochs": "train.epochs",
              "--normal-class": "data.normal_class", "--train-on": "data.train_on",
              "--centre-weights": "model.centre_weights", "--transforms": "model.transforms",
              "--max-train": "data.max_train"}
-MODEL_CHOICES = ("vae", "ocvae", "deep-svdd", "deep-svdd-soft", "rotation")
+MODEL_CHOICES = MODEL_NAMES
 
 
 def _check_data(path: Path) -> Path:

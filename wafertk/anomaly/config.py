@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from wafertk.config import in_range
+from wafertk.errors import WafertkError
 
 #: Model names of ``wafertk anomaly train --model``.
-MODEL_NAMES: tuple[str, ...] = ("vae", "ocvae", "deep-svdd", "deep-svdd-soft", "rotation")
+MODEL_NAMES: tuple[str, ...] = ("vae", "ocvae", "deep-svdd", "deep-svdd-soft", "rotation",
+                                "features-knn")
 
 _POSITIVE = {"check": in_range(0, lo_open=True)}
 _NON_NEGATIVE = {"check": in_range(0)}
@@ -24,7 +26,8 @@ _FRACTION = {"check": in_range(0, 1, lo_open=True, hi_open=True)}
 class AnomalyModelConfig:
     """Which detector and its network (see :mod:`wafertk.anomaly.estimators`)."""
 
-    name: Literal["vae", "ocvae", "deep-svdd", "deep-svdd-soft", "rotation"] = "vae"
+    name: Literal["vae", "ocvae", "deep-svdd", "deep-svdd-soft", "rotation",
+                  "features-knn"] = "vae"
     latent_dim: int = field(default=32, metadata=_AT_LEAST_1)
     conv_filters: list[int] = field(default_factory=lambda: [32, 64], metadata=_AT_LEAST_1)
     attention: bool = False
@@ -45,6 +48,10 @@ class AnomalyModelConfig:
     transforms: list[str] = field(default_factory=lambda: ["translate"])
     shift: int | None = field(default=None, metadata=_AT_LEAST_1)
     dense_units: int = field(default=128, metadata=_AT_LEAST_1)
+    #: features-knn: wafer-feature sets (wafertk features --set) and neighbours averaged
+    feature_sets: list[str] = field(default_factory=lambda: ["density", "radon", "geometry",
+                                                             "meta"])
+    k: int = field(default=20, metadata=_AT_LEAST_1)
 
 
 @dataclass
@@ -123,6 +130,13 @@ class AnomalyConfig:
         if self.data.input_size % need:
             bad.append(("data.input_size", f"{self.data.input_size} is not divisible by "
                         f"{need} ({len(self.model.conv_filters)} pooling blocks)"))
+        if self.model.name == "features-knn":
+            from wafertk.features.extract import parse_sets
+
+            try:
+                parse_sets(self.model.feature_sets)
+            except WafertkError as exc:  # its message names the bad set
+                bad.append(("model.feature_sets", str(exc)))
         if self.model.name == "ocvae" and not self.model.centre_weights:
             bad.append(("model.centre_weights", "needs at least one weight"))
         return bad
@@ -134,6 +148,10 @@ def estimator_from_config(cfg: AnomalyConfig) -> Any:
 
     cls, fixed = MODELS[cfg.model.name]
     m, t, d = cfg.model, cfg.train, cfg.data
+    if m.name == "features-knn":
+        return cls(feature_sets=tuple(m.feature_sets), k=m.k,
+                   contamination=cfg.decision.contamination,
+                   threshold_method=cfg.decision.method, random_state=t.seed)
     common = dict(epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,
                   weight_decay=t.weight_decay, input_size=d.input_size, gcn=d.gcn,
                   contamination=cfg.decision.contamination,

@@ -51,6 +51,7 @@ from wafertk.anomaly.data import (
     wafer_inputs,
 )
 from wafertk.anomaly.evaluation import choose_threshold
+from wafertk.anomaly.features_knn import FeatureKNNDetector
 from wafertk.data.waferset import WaferSet
 from wafertk.errors import WafertkError
 
@@ -1249,16 +1250,18 @@ class LatentClassifierHybrid(BaseEstimator):
 
 
 #: CLI/config model names -> (estimator class, fixed parameters)
-MODELS: dict[str, tuple[type[BaseDeepDetector], dict[str, Any]]] = {
+MODELS: dict[str, tuple[type, dict[str, Any]]] = {
     "vae": (VAEDetector, {}),
     "ocvae": (OneClassVAEDetector, {}),
     "deep-svdd": (DeepSVDDDetector, {"objective": "one-class"}),
     "deep-svdd-soft": (DeepSVDDDetector, {"objective": "soft-boundary"}),
     "rotation": (TransformDetector, {}),
+    "features-knn": (FeatureKNNDetector, {}),
 }
 
 _BY_NAME = {"vae": VAEDetector, "ocvae": OneClassVAEDetector, "deep-svdd": DeepSVDDDetector,
-            "deep-svdd-soft": DeepSVDDDetector, "rotation": TransformDetector}
+            "deep-svdd-soft": DeepSVDDDetector, "rotation": TransformDetector,
+            "features-knn": FeatureKNNDetector}
 
 
 def load_detector(folder, manifest=None) -> BaseDeepDetector:
@@ -1297,6 +1300,8 @@ def load_detector(folder, manifest=None) -> BaseDeepDetector:
         raise ModelFileError(folder / "manifest.json", "invalid manifest: extra.model, "
                              "params, state and score_threshold are needed (known models: "
                              f"{', '.join(_BY_NAME)})")
+    if cls is FeatureKNNDetector:
+        return FeatureKNNDetector.load(folder, man)
     try:
         est = cls(**extra["params"])
         model = keras.saving.load_model(folder / man.model_file, compile=False)

@@ -253,7 +253,8 @@ def train_run(data_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Ano
                  "training": {"epochs": int(cfg.train.epochs),
                               "fit_seconds": round(est.fit_seconds_, 1),
                               "total_seconds": round(time.perf_counter() - t0, 1),
-                              "params": int(est.model_.count_params())}}
+                              "params": int(est.model_.count_params())
+                              if hasattr(est, "model_") else 0}}
         est.save(tmp, extra=extra)
     return Path(out_dir)
 
