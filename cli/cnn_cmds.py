@@ -23,7 +23,8 @@ from ._common import (
 
 #: command-line flag -> config key it overrides
 OVERRIDES = {"--epochs": "train.epochs", "--batch-size": "train.batch_size",
-             "--seed": "train.seed", "--input-size": "data.input_size"}
+             "--seed": "train.seed", "--input-size": "data.input_size",
+             "--weights": "model.weights", "--fine-tune-epochs": "fine_tune.epochs"}
 
 
 def _train_options(func):
@@ -38,6 +39,11 @@ def _train_options(func):
         click.option("--batch-size", type=int, help="Override train.batch_size."),
         click.option("--seed", type=int, help="Override train.seed."),
         click.option("--input-size", type=int, help="Override data.input_size."),
+        click.option("--weights", type=click.Path(),
+                     help="Transfer architectures: local weights file of the backbone "
+                          "(overrides model.weights; never downloaded)."),
+        click.option("--fine-tune-epochs", type=int,
+                     help="Transfer architectures: override fine_tune.epochs."),
         quiet_option,
     ]):
         func = opt(func)
@@ -45,7 +51,7 @@ def _train_options(func):
 
 
 def _run_training(task: str, data, output, config, epochs, batch_size, seed, input_size,
-                  quiet: bool) -> None:
+                  quiet: bool, weights=None, fine_tune_epochs=None) -> None:
     from wafertk.config import load_config
     from wafertk.training.config import CnnTrainConfig
 
@@ -53,7 +59,8 @@ def _run_training(task: str, data, output, config, epochs, batch_size, seed, inp
     data = check_input_file(data)
     output = check_output(output, folder=True, marker="manifest.json")
     values = {"--epochs": epochs, "--batch-size": batch_size, "--seed": seed,
-              "--input-size": input_size}
+              "--input-size": input_size, "--weights": weights,
+              "--fine-tune-epochs": fine_tune_epochs}
     cfg = load_config(CnnTrainConfig, config or task,
                       {OVERRIDES[flag]: v for flag, v in values.items()},
                       labels={key: flag for flag, key in OVERRIDES.items()})
@@ -92,7 +99,8 @@ def _run_training(task: str, data, output, config, epochs, batch_size, seed, inp
 @click.command("detector", short_help="Train the phase-1 CNN (good vs defective).")
 @_train_options
 @handle_errors
-def detector(data, output, config, epochs, batch_size, seed, input_size, quiet) -> None:
+def detector(data, output, config, epochs, batch_size, seed, input_size, weights,
+             fine_tune_epochs, quiet) -> None:
     """Train the phase-1 CNN (good vs defective) on a labeled wafers.h5 file.
 
     Without --config it trains the shipped detector's recipe (the packaged config
@@ -104,13 +112,14 @@ def detector(data, output, config, epochs, batch_size, seed, input_size, quiet) 
       wafertk train detector --data train.h5 -o runs/detector
     """
     _run_training("detector", data, output, config, epochs, batch_size, seed, input_size,
-                  quiet)
+                  quiet, weights, fine_tune_epochs)
 
 
 @click.command("classifier", short_help="Train the phase-2 pattern CNN (8 defect classes).")
 @_train_options
 @handle_errors
-def classifier(data, output, config, epochs, batch_size, seed, input_size, quiet) -> None:
+def classifier(data, output, config, epochs, batch_size, seed, input_size, weights,
+               fine_tune_epochs, quiet) -> None:
     """Train the phase-2 pattern CNN (8 defect classes, class-weighted).
 
     Without --config it trains the shipped classifier's recipe (the packaged config
@@ -119,9 +128,11 @@ def classifier(data, output, config, epochs, batch_size, seed, input_size, quiet
     \b
     Example:
       wafertk train classifier --data train.h5 -o runs/classifier
+      wafertk train classifier --data train.h5 -o runs/transfer \\
+          --config classifier_transfer --weights squeezenet_weights_..._notop.h5
     """
     _run_training("classifier", data, output, config, epochs, batch_size, seed, input_size,
-                  quiet)
+                  quiet, weights, fine_tune_epochs)
 
 
 TRAIN_COMMANDS = [detector, classifier]

@@ -147,7 +147,8 @@ def test_packaged_configs_by_name():
     from wafertk.training.config import CnnTrainConfig
 
     known = packaged_configs()
-    assert set(known) == {"detector", "classifier", "xgboost", "anomaly", "images", "sweep"}
+    assert set(known) == {"detector", "classifier", "classifier_transfer", "xgboost", "anomaly",
+                          "images", "sweep"}
     assert resolve_config("detector") == known["detector"]
     assert resolve_config("runs/detector.yaml").name == "detector.yaml"  # a path stays a path
     with pytest.raises(UnknownNameError, match="did you mean 'detector'"):
@@ -156,6 +157,9 @@ def test_packaged_configs_by_name():
     assert det.model.architecture == "wafer_cnn_detector" and det.model.conv_filters == [8, 16, 32]
     assert load_config(CnnTrainConfig, "classifier").model.architecture == "wafer_cnn_classifier"
     assert load_config(XGBoostTrainConfig, "xgboost").classes == "defects"
+    transfer = load_config(CnnTrainConfig, "classifier_transfer")
+    assert transfer.model.architecture == "wafer_transfer_classifier"
+    assert transfer.model.backbone_name == "squeezenet" and transfer.model.weights is None
 
 
 def test_packaged_configs_are_the_benchmark_recipes():

@@ -21,6 +21,7 @@ from wafertk.registry import (
 #: small build arguments per family, for the test over every architecture
 TINY = {
     "wafer-cnn": {"input_shape": (16, 16, 3), "conv_filters": (4,), "dense_units": 4},
+    "wafer-transfer": {"input_shape": (36, 36, 3), "dense_units": 4},  # SqueezeNet: >= 35
     "baseline": {"feature_sets": ["density"], "n_estimators": 2, "n_jobs": 1},
     "image": {"input_shape": (75, 75, 3), "n_classes": 3},  # 75: Inception's smallest
 }
@@ -89,10 +90,10 @@ def test_every_architecture_builds(name):
         out = np.asarray(model(np.zeros((2, 75, 75, 3), np.float32), training=False))
         assert out.shape == (2, 3) and np.isfinite(out).all()
         assert entry.kind == "image-classifier"
-    elif entry.family == "wafer-cnn":
+    elif entry.family in ("wafer-cnn", "wafer-transfer"):
         from wafertk.data.preprocess import die_metadata, one_hot, resize_maps
 
-        x = one_hot(resize_maps(ws, 16))
+        x = one_hot(resize_maps(ws, TINY[entry.family]["input_shape"][0]))
         feed = x if len(model.inputs) == 1 else {"maps": x, "meta": die_metadata(ws)}
         out = np.asarray(model(feed, training=False))
         assert out.shape[0] == len(ws) and np.isfinite(out).all()

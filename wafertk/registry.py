@@ -261,6 +261,14 @@ for _args in [
      "phase-1 binary CNN, one sigmoid output (good vs defective)", "cnn-detector"),
     ("wafer_cnn_classifier", "wafer-cnn", "wafertk.models.cnn:build_wafer_cnn_classifier",
      "phase-2 multi-class CNN with die-metadata input before the dense head", "cnn-classifier"),
+    ("wafer_transfer_detector", "wafer-transfer",
+     "wafertk.models.transfer:build_wafer_transfer_detector",
+     "phase-1 detector on a pretrained backbone (local weights, frozen, then fine-tuning)",
+     "cnn-detector"),  # issue 10
+    ("wafer_transfer_classifier", "wafer-transfer",
+     "wafertk.models.transfer:build_wafer_transfer_classifier",
+     "phase-2 classifier on a pretrained backbone + die metadata (frozen, then fine-tuning)",
+     "cnn-classifier"),  # issue 10
     ("xgboost_baseline", "baseline", "wafertk.baseline.model:XGBoostWaferClassifier",
      "XGBoost on wafer-map features (default: LBP, density, Radon, geometry, metadata)",
      "xgboost-classifier"),

@@ -330,6 +330,9 @@ def load_cnn_predictor(folder: str | os.PathLike, manifest: Manifest | None = No
 
     import wafertk.models.cnn  # noqa: F401  (registers the custom layers)
 
+    if manifest.extra.get("transfer"):  # a pretrained backbone: its preprocessing layer
+        import wafertk.models.transfer  # noqa: F401
+
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # zip, h5, JSON and Keras errors alike

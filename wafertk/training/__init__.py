@@ -9,6 +9,7 @@ from wafertk.training.config import (
     CnnTrainConfig,
     DataConfig,
     DecisionConfig,
+    FineTuneConfig,
     ModelConfig,
     OptimConfig,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "CnnTrainConfig",
     "DataConfig",
     "DecisionConfig",
+    "FineTuneConfig",
     "ModelConfig",
     "OptimConfig",
     "train_classifier",

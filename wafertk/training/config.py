@@ -24,9 +24,36 @@ _AT_LEAST_1 = {"check": in_range(1)}
 _FRACTION = {"check": in_range(0, 1, lo_open=True, hi_open=True)}
 
 
+#: Registry families whose architectures the wafer CNN trainer builds.
+WAFER_FAMILIES: tuple[str, ...] = ("wafer-cnn", "wafer-transfer")
+#: Family of the transfer architectures (pretrained backbone + the wafer head).
+TRANSFER_FAMILY = "wafer-transfer"
+
+
 def min_input_size(n_pool_blocks: int) -> int:
     """Smallest input side a network with ``n_pool_blocks`` 2x2 max-pools accepts (``2**n``)."""
     return 2 ** int(n_pool_blocks)
+
+
+def is_transfer_architecture(name: str | None) -> bool:
+    """Whether the registry architecture ``name`` is a transfer one (family ``wafer-transfer``).
+
+    Unknown names and None (the task's default, a from-scratch CNN) are not.
+    """
+    from wafertk.registry import _ARCHITECTURES
+
+    entry = _ARCHITECTURES.get(name) if name is not None else None
+    return entry is not None and entry.family == TRANSFER_FAMILY
+
+
+def _backbone_names() -> tuple[str, ...]:
+    from wafertk.images.config import BACKBONES
+
+    return tuple(BACKBONES)
+
+
+def _check_backbone(value: str) -> str | None:
+    return one_of(_backbone_names(), "backbone")(value)
 
 
 @dataclass
@@ -49,17 +76,51 @@ class ModelConfig:
     activation: str = field(default="relu", metadata={"check": one_of(ACTIVATIONS,
                                                                       "activation")})
     dense_units: int = field(default=128, metadata=_NON_NEGATIVE)
+    #: transfer architectures (wafer_transfer_*): the pretrained backbone, a key of
+    #: wafertk.images.config.BACKBONES (null: squeezenet)
+    backbone: str | None = field(default=None, metadata={"check": _check_backbone})
+    #: transfer architectures: a local weights file of the headless backbone (never
+    #: downloaded); null: random weights
+    weights: str | None = None
+
+    @property
+    def is_transfer(self) -> bool:
+        """Whether ``architecture`` is a transfer architecture."""
+        return is_transfer_architecture(self.architecture)
+
+    @property
+    def backbone_name(self) -> str | None:
+        """The backbone a transfer architecture uses (``backbone`` or squeezenet), else None."""
+        if not self.is_transfer:
+            return None
+        return self.backbone or "squeezenet"
 
     def config_problems(self) -> list[tuple[str, str]]:
+        from pathlib import Path
+
         from wafertk.registry import list_models
 
         bad = []
         if not self.conv_filters:
             bad.append(("conv_filters", "needs at least one conv block"))
         if self.architecture is not None:
-            names = [e.name for e in list_models(family="wafer-cnn")]
+            names = [e.name for f in WAFER_FAMILIES for e in list_models(family=f)]
             if self.architecture not in names:
-                bad.append(("architecture", one_of(names, "architecture")(self.architecture)))
+                bad.append(("architecture", one_of(sorted(names),
+                                                   "architecture")(self.architecture)))
+        if not self.is_transfer:
+            for key in ("backbone", "weights"):
+                if getattr(self, key) is not None:
+                    bad.append((key, "applies to transfer architectures only "
+                                     "(wafer_transfer_detector, wafer_transfer_classifier), "
+                                     f"not {self.architecture or 'the default CNN'}"))
+        elif self.weights is not None:
+            p = Path(self.weights).expanduser()
+            if not p.exists():
+                bad.append(("weights", f"{self.weights}: no such weights file"))
+            elif not p.is_file():
+                bad.append(("weights", f"{self.weights}: is not a file (expected a .h5 "
+                                       "weights file)"))
         return bad
 
 
@@ -114,16 +175,47 @@ class DecisionConfig:
 
 
 @dataclass
+class FineTuneConfig:
+    """Second phase of a transfer architecture: unfreeze the backbone from a layer, SGD.
+
+    Runs after the first fit (frozen backbone + head) when ``enabled``; the best epoch over
+    both phases (lowest validation loss) is kept.
+    """
+
+    enabled: bool = False
+    #: first trainable backbone layer (e.g. fire6_squeeze1x1, block5_conv1); null: all
+    from_layer: str | None = None
+    epochs: int = field(default=5, metadata=_AT_LEAST_1)
+    learning_rate: float = field(default=1e-4, metadata=_POSITIVE)
+    momentum: float = field(default=0.9, metadata={"check": in_range(0, 1, hi_open=True)})
+    early_stopping_patience: int = field(default=3, metadata=_NON_NEGATIVE)
+
+
+@dataclass
 class CnnTrainConfig:
-    """A whole CNN training run: ``model``, ``train``, ``data``, ``decision`` sections."""
+    """A whole CNN training run: ``model``, ``train``, ``data``, ``decision``, ``fine_tune``."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
+    fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
 
     def config_problems(self) -> list[tuple[str, str]]:
-        """Checks across sections: the input must survive every 2x2 pooling block."""
+        """Checks across sections: the input must survive every 2x2 pooling block (or fit
+        the backbone), and fine-tuning needs a transfer architecture."""
+        if self.model.is_transfer:
+            from wafertk.images.config import BACKBONES
+
+            entry = BACKBONES.get(self.model.backbone_name or "")
+            if entry is not None and self.data.input_size < entry[2]:
+                return [("data.input_size", f"{self.data.input_size} is too small for the "
+                         f"{self.model.backbone_name} backbone (needs >= {entry[2]})")]
+            return []
+        if self.fine_tune.enabled:
+            return [("fine_tune.enabled", "fine-tuning needs a transfer architecture "
+                     "(model.architecture: wafer_transfer_detector or "
+                     "wafer_transfer_classifier)")]
         need = min_input_size(len(self.model.conv_filters))
         if self.model.conv_filters and self.data.input_size < need:
             return [("data.input_size", f"{self.data.input_size} is too small for "

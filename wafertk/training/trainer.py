@@ -78,6 +78,8 @@ __all__ = [
     "Split",
     "build_model",
     "calibrate_and_decide",
+    "compile_model",
+    "fine_tune_model",
     "fit_model",
     "make_dataset",
     "prepare_data",
@@ -141,6 +143,8 @@ def train(ws: WaferSet, out_dir: str | os.PathLike, config: CnnTrainConfig | Non
     data = prepare_data(ws, cfg, task, data_path=data_path)
     model = build_model(cfg, data)
     fit = fit_model(model, data, cfg, verbose=verbose, on_epoch=on_epoch)
+    if cfg.fine_tune.enabled:
+        fit = fine_tune_model(model, data, cfg, fit, verbose=verbose, on_epoch=on_epoch)
     decision = calibrate_and_decide(model, data, cfg)
     path = write_run_folder(out_dir, cfg, data, model, fit, decision,
                             seconds=time.perf_counter() - t0)
@@ -283,10 +287,21 @@ def build_model(cfg: CnnTrainConfig, data: PreparedData):
 
     ``model.architecture`` (default :data:`DEFAULT_ARCHITECTURE` of the task) is built with
     :func:`wafertk.registry.create_model` and the ``model`` section's options; the
-    classifier's metadata scaling is adapted on the training metadata.
-    """
-    import keras
+    classifier's metadata scaling is adapted on the training metadata. A transfer
+    architecture (:mod:`wafertk.models.transfer`) also gets ``model.backbone`` and
+    ``model.weights`` (a local file) and comes with its backbone frozen; its
+    ``fine_tune.from_layer`` is checked here, before anything trains.
 
+    Raises
+    ------
+    WafertkError
+        An architecture of another task.
+    ConfigError
+        ``fine_tune.from_layer`` is not a layer of the backbone.
+    ModelFileError
+        ``model.weights`` is missing or does not fit the backbone.
+    """
+    from wafertk.errors import ConfigError
     from wafertk.registry import create_model
 
     problem = architecture_problem(cfg, data.task)
@@ -301,21 +316,43 @@ def build_model(cfg: CnnTrainConfig, data: PreparedData):
         residual=cfg.model.residual, seed=cfg.train.seed, compile=False)
     if data.task == "classifier":
         kwargs["n_classes"] = len(data.classes)
+    if cfg.model.is_transfer:
+        kwargs.update(backbone=cfg.model.backbone_name, weights=cfg.model.weights)
+        if cfg.model.weights is None:
+            log.warning("model.weights is null: the %s backbone starts from random weights "
+                        "(no transfer)", cfg.model.backbone_name)
     model = create_model(name, input_shape=(size, size, 3), **kwargs)
+    if cfg.model.is_transfer and cfg.fine_tune.enabled:
+        from wafertk.models.transfer import fine_tune_layer_problem
+
+        problem = fine_tune_layer_problem(model, cfg.model.backbone_name,
+                                          cfg.fine_tune.from_layer)
+        if problem:
+            raise ConfigError(f"fine_tune.from_layer: {problem}")
+    if (data.task == "classifier" and data.m_train is not None
+            and "meta_scaling" in [la.name for la in model.layers]):
+        model.get_layer("meta_scaling").adapt(data.m_train)
+    compile_model(model, cfg, data.task, _optimizer(cfg))
+    return model
+
+
+def compile_model(model, cfg: CnnTrainConfig, task: str, optimizer) -> None:
+    """Compile ``model`` with ``optimizer`` and the task's loss and metrics (``train`` section:
+    focal loss, label smoothing)."""
+    import keras
+
     t = cfg.train
-    if data.task == "detector":
+    if task == "detector":
         if t.loss == "focal":
             loss = keras.losses.BinaryFocalCrossentropy(gamma=t.focal_gamma,
                                                         label_smoothing=t.label_smoothing)
         else:
             loss = keras.losses.BinaryCrossentropy(label_smoothing=t.label_smoothing)
-        model.compile(optimizer=_optimizer(cfg), loss=loss,
+        model.compile(optimizer=optimizer, loss=loss,
                       metrics=[keras.metrics.AUC(name="auc"),
                                keras.metrics.BinaryAccuracy(name="accuracy")])
     else:
-        if data.m_train is not None and "meta_scaling" in [la.name for la in model.layers]:
-            model.get_layer("meta_scaling").adapt(data.m_train)
-        if one_hot_targets(cfg, data.task):
+        if one_hot_targets(cfg, task):
             loss = (keras.losses.CategoricalFocalCrossentropy(
                         gamma=t.focal_gamma, label_smoothing=t.label_smoothing)
                     if t.loss == "focal" else
@@ -324,8 +361,7 @@ def build_model(cfg: CnnTrainConfig, data: PreparedData):
         else:
             loss = keras.losses.SparseCategoricalCrossentropy()
             metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        model.compile(optimizer=_optimizer(cfg), loss=loss, metrics=[metric])
-    return model
+        model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
 
 
 def one_hot_targets(cfg: CnnTrainConfig, task: str) -> bool:
@@ -386,11 +422,17 @@ def class_weight_dict(y: np.ndarray, n_classes: int, max_weight: float) -> dict[
 
 @dataclass
 class FitResult:
-    """History (metric -> values per epoch), the best epoch (1-based) and the fit time."""
+    """History (metric -> values per epoch), the best epoch (1-based) and the fit time.
+
+    ``fine_tune`` is None after one phase; after :func:`fine_tune_model` it records the
+    second phase (``from_layer``, ``epochs_run``, ``first_epoch``, ``kept``, ...) and the
+    history holds both phases (column ``phase``: 1 or 2).
+    """
 
     history: dict[str, list[float]]
     best_epoch: int
     seconds: float
+    fine_tune: dict[str, Any] | None = None
 
 
 def fit_model(model, data: PreparedData, cfg: CnnTrainConfig, *, verbose: bool = False,
@@ -403,7 +445,27 @@ def fit_model(model, data: PreparedData, cfg: CnnTrainConfig, *, verbose: bool =
     """
     import keras
 
-    from wafertk.training.callbacks import EpochLine, step_schedule_callback
+    from wafertk.training.callbacks import step_schedule_callback
+
+    t = cfg.train
+    schedule: list = []
+    if t.lr_schedule == "step":
+        schedule.append(step_schedule_callback(t.learning_rate))
+    elif t.lr_schedule == "plateau":
+        schedule.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=t.plateau_factor, patience=t.plateau_patience,
+            min_lr=t.learning_rate * 1e-3, verbose=0))
+    return _fit(model, data, cfg, epochs=t.epochs, patience=t.early_stopping_patience,
+                name=data.task, extra_callbacks=schedule, verbose=verbose, on_epoch=on_epoch)
+
+
+def _fit(model, data: PreparedData, cfg: CnnTrainConfig, *, epochs: int, patience: int,
+         name: str, extra_callbacks: list, verbose: bool,
+         on_epoch: Callable[[str], None] | None) -> FitResult:
+    """One ``model.fit`` on the training pipeline with early stopping (best weights kept)."""
+    import keras
+
+    from wafertk.training.callbacks import EpochLine
 
     t = cfg.train
     k = len(data.classes) if one_hot_targets(cfg, data.task) else 0
@@ -411,23 +473,90 @@ def fit_model(model, data: PreparedData, cfg: CnnTrainConfig, *, verbose: bool =
                             augment=t.augment, shuffle=True, seed=t.seed, n_classes=k)
     val_ds = make_dataset(data.x_val, data.m_val, data.y_val, max(t.batch_size, 256),
                           augment=False, shuffle=False, seed=None, n_classes=k)
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience,
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                          restore_best_weights=True)
-    callbacks: list = [stop, EpochLine(t.epochs, data.task, on_line=on_epoch)]
-    if t.lr_schedule == "step":
-        callbacks.append(step_schedule_callback(t.learning_rate))
-    elif t.lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=t.plateau_factor, patience=t.plateau_patience,
-            min_lr=t.learning_rate * 1e-3, verbose=0))
+    callbacks: list = [stop, EpochLine(epochs, name, on_line=on_epoch), *extra_callbacks]
     cw = None
     if data.task == "classifier" and t.class_weight:
         cw = class_weight_dict(data.y_train, len(data.classes), t.max_class_weight)
     t_fit = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=t.epochs, shuffle=False,
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False,
                         class_weight=cw, callbacks=callbacks, verbose=1 if verbose else 0)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return FitResult(hist, int(stop.best_epoch) + 1, time.perf_counter() - t_fit)
+
+
+def fine_tune_model(model, data: PreparedData, cfg: CnnTrainConfig, first: FitResult, *,
+                    verbose: bool = False, on_epoch: Callable[[str], None] | None = None
+                    ) -> FitResult:
+    """Second phase of a transfer architecture: unfreeze the backbone and train on.
+
+    The backbone is made trainable from ``fine_tune.from_layer`` (every layer when null;
+    :func:`wafertk.models.transfer.unfreeze_backbone`), the model recompiled with SGD
+    (``fine_tune.learning_rate``, ``fine_tune.momentum``, constant) and fitted for
+    ``fine_tune.epochs`` with early stopping on the validation loss
+    (``fine_tune.early_stopping_patience``, best weights restored). If no fine-tuning epoch
+    beats the first phase's best validation loss, the first phase's weights are put back
+    (``kept: false`` in the result): the best epoch over both phases is kept.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Trained by :func:`fit_model` (first phase, backbone frozen).
+    data : PreparedData
+    cfg : CnnTrainConfig
+        ``model.architecture`` a transfer architecture.
+    first : FitResult
+        The first phase's result.
+    verbose : bool
+    on_epoch : callable, optional
+
+    Returns
+    -------
+    FitResult
+        Both phases: history concatenated (``phase`` column), ``best_epoch`` counted over
+        both, ``seconds`` summed, ``fine_tune`` filled in.
+
+    Raises
+    ------
+    WafertkError
+        The architecture is not a transfer one.
+    """
+    import keras
+
+    from wafertk.models.transfer import unfreeze_backbone
+
+    if not cfg.model.is_transfer:
+        raise WafertkError(f"fine_tune: {cfg.model.architecture or 'the default CNN'} is not "
+                           "a transfer architecture")
+    ft = cfg.fine_tune
+    backbone = cfg.model.backbone_name
+    best_first = min(first.history.get("val_loss", [np.inf]))
+    first_weights = model.get_weights()
+    n_trainable = unfreeze_backbone(model, backbone, ft.from_layer)
+    compile_model(model, cfg, data.task,
+                  keras.optimizers.SGD(ft.learning_rate, momentum=ft.momentum))
+    second = _fit(model, data, cfg, epochs=ft.epochs, patience=ft.early_stopping_patience,
+                  name=f"{data.task} fine-tune", extra_callbacks=[], verbose=verbose,
+                  on_epoch=on_epoch)
+    best_second = min(second.history.get("val_loss", [np.inf]))
+    kept = bool(best_second < best_first)
+    if not kept:
+        model.set_weights(first_weights)
+    n1 = len(first.history.get("loss", []))
+    n2 = len(second.history.get("loss", []))
+    keys = list(dict.fromkeys([*first.history, *second.history]))
+    history = {k: (first.history.get(k, [float("nan")] * n1)
+                   + second.history.get(k, [float("nan")] * n2)) for k in keys}
+    history["phase"] = [1.0] * n1 + [2.0] * n2
+    info = {"from_layer": ft.from_layer, "learning_rate": ft.learning_rate,
+            "momentum": ft.momentum, "epochs_run": n2, "first_epoch": n1 + 1,
+            "best_epoch": n1 + second.best_epoch if kept else first.best_epoch,
+            "trainable_backbone_tensors": int(n_trainable),
+            "first_phase_best_val_loss": float(best_first),
+            "best_val_loss": float(min(best_first, best_second)), "kept": kept,
+            "fit_seconds": round(second.seconds, 1)}
+    return FitResult(history, info["best_epoch"], first.seconds + second.seconds, info)
 
 
 # --------------------------------------------------------------------------- 4. decide
@@ -560,6 +689,24 @@ def plot_roc_pr(binary: dict, folder: Path) -> None:
         _save(fig, folder / f"curves_{name}.png")
 
 
+def transfer_record(cfg: CnnTrainConfig, fit: FitResult) -> dict[str, Any]:
+    """The manifest's ``extra.transfer``: backbone, weights file name (and a digest of it),
+    and the fine-tuning phase (None when there was none)."""
+    weights = cfg.model.weights
+    digest = None
+    if weights is not None:
+        h = hashlib.sha256()
+        with open(Path(weights).expanduser(), "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()[:16]
+    return {"backbone": cfg.model.backbone_name,
+            "weights": None if weights is None else Path(weights).name,
+            "weights_sha256": digest,
+            "frozen_first_phase": True,
+            "fine_tune": fit.fine_tune}
+
+
 def write_run_folder(out_dir: str | os.PathLike, cfg: CnnTrainConfig, data: PreparedData,
                      model, fit: FitResult, decision: Decision, *, seconds: float = 0.0
                      ) -> Path:
@@ -591,6 +738,8 @@ def write_run_folder(out_dir: str | os.PathLike, cfg: CnnTrainConfig, data: Prep
                       "params": int(model.count_params())},
             config=to_dict(cfg),
         )
+        if cfg.model.is_transfer:
+            extra["transfer"] = transfer_record(cfg, fit)
         man = Manifest(
             kind=f"cnn-{task}",
             model_file="model.keras",
@@ -600,6 +749,8 @@ def write_run_folder(out_dir: str | os.PathLike, cfg: CnnTrainConfig, data: Prep
                 "resize": "fail-preserving max-pool (wafertk.data.preprocess.resize_maps)",
                 "channels": ["no_die", "pass", "fail"],
                 "meta": list(META_FEATURE_NAMES) if task == "classifier" else None,
+                **({"backbone_input": "one-hot x 255 as RGB, then the backbone's "
+                    "preprocessing (inside the model)"} if cfg.model.is_transfer else {}),
             },
             extra=extra,
             versions=package_versions("tensorflow", "keras"),
