@@ -148,7 +148,7 @@ def test_packaged_configs_by_name():
 
     known = packaged_configs()
     assert set(known) == {"detector", "classifier", "classifier_transfer", "xgboost", "anomaly",
-                          "images", "sweep"}
+                          "images", "images_cifar10", "sweep"}
     assert resolve_config("detector") == known["detector"]
     assert resolve_config("runs/detector.yaml").name == "detector.yaml"  # a path stays a path
     with pytest.raises(UnknownNameError, match="did you mean 'detector'"):
@@ -249,3 +249,17 @@ def test_xgboost_config_checks_feature_sets(tmp_path):
     path.write_text("feature_sets: [density]\nfeature_params: {gabor: {orientations: 4}}\n")
     with pytest.raises(ConfigError, match="parameters for 'gabor', which is not in"):
         load_config(XGBoostTrainConfig, path)
+
+
+def test_packaged_cifar10_recipe_is_the_measured_run():
+    """configs/images_cifar10.yaml resolves to the config of the run quoted in docs/images.md."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from wafertk.images.config import ImageRunConfig
+
+    root = Path(__file__).resolve().parents[1]
+    measured = json.loads((root / "benchmarks" / "results" / "cifar10.json").read_text())
+    cfg = load_config(ImageRunConfig, "images_cifar10")
+    assert dataclasses.asdict(cfg) == measured["resolved_config"]

@@ -120,3 +120,33 @@ def test_real_squeezenet_weights_load(shared_data):
         feats = np.asarray(model(ImagePreprocess("caffe")(x), training=False))
         assert feats.shape == (2, 13, 13, 512) and np.isfinite(feats).all()
         assert (feats > 0).mean() > 0.05
+
+
+def test_small_convnet_vgg_blocks_and_float32_outputs_under_bf16(tmp_path):
+    import keras
+
+    from wafertk.errors import ConfigError
+    from wafertk.images.models import build_small_convnet
+    from wafertk.images.train import _dtype_policy
+
+    m = build_small_convnet((16, 16, 3), 3, conv_filters=(4, 8), convs_per_block=2,
+                            dense_units=0, batch_norm=True)
+    convs = [la.name for la in m.layers if isinstance(la, keras.layers.Conv2D)]
+    assert convs == ["conv1_1", "conv1_2", "conv2_1", "conv2_2"]
+    assert sum(isinstance(la, keras.layers.MaxPooling2D) for la in m.layers) == 2
+    with pytest.raises(ConfigError, match="convs_per_block"):
+        build_small_convnet((16, 16, 3), 3, conv_filters=(4,), convs_per_block=0)
+
+    before = keras.mixed_precision.global_policy().name
+    with _dtype_policy("mixed_bfloat16"):
+        bf = build_small_convnet((16, 16, 3), 3, conv_filters=(4,), dense_units=0)
+    assert keras.mixed_precision.global_policy().name == before  # restored
+    assert bf.get_layer("conv1").compute_dtype == "bfloat16"
+    assert bf.get_layer("conv1").kernel.dtype == "float32"  # weights stay float32
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    out = bf(x)
+    assert out.dtype == "float32" and np.allclose(np.asarray(out).sum(axis=1), 1, atol=1e-5)
+    bf.save(tmp_path / "bf.keras")
+    again = keras.models.load_model(tmp_path / "bf.keras")
+    assert again.get_layer("conv1").compute_dtype == "bfloat16"
+    np.testing.assert_allclose(again(x), out, atol=1e-6)

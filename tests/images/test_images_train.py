@@ -136,3 +136,47 @@ def test_build_for_lr_find(image_folder):
     assert model.optimizer is not None and model.compiled_loss is not None or model.loss
     logs = model.train_on_batch(x, y, return_dict=True)
     assert np.isfinite(logs["loss"])
+
+
+def test_cosine_schedule_with_warmup():
+    from wafertk.images.train import learning_rate
+
+    assert learning_rate(1e-3) == 1e-3
+    sched = learning_rate(1e-3, "cosine", epochs=4, steps_per_epoch=10, warmup_epochs=1)
+    lr = [float(sched(s)) for s in (0, 5, 10, 25, 40)]
+    assert lr[0] == pytest.approx(0.0, abs=1e-9) and lr[1] == pytest.approx(5e-4)
+    assert lr[2] == pytest.approx(1e-3)  # peak at the end of the warm-up
+    assert lr[2] > lr[3] > lr[4] and lr[4] == pytest.approx(0.0, abs=1e-9)
+    plain = learning_rate(1e-3, "cosine", epochs=2, steps_per_epoch=5)
+    assert float(plain(0)) == pytest.approx(1e-3) and float(plain(10)) == pytest.approx(0.0)
+
+
+def test_vgg_blocks_cosine_and_split_without_test(image_folder, tmp_path):
+    from wafertk.images.train import run_image_training
+
+    data = image_folder(classes=("birds", "cats", "dogs"), n=10)
+    report = run_image_training(
+        {**TINY, "model.convs_per_block": 2, "train.lr_schedule": "cosine",
+         "train.epochs": 2, "train.warmup_epochs": 1, "data.split": [0.8, 0.2, 0.0],
+         "train.early_stopping_patience": 0},
+        tmp_path / "run", data_dir=data)
+    assert report["evaluated_on"] == "validation split" and report["n"] == 6
+    cfg = (tmp_path / "run" / "config.yaml").read_text()
+    assert "convs_per_block: 2" in cfg and "lr_schedule: cosine" in cfg
+
+
+def test_schedule_config_errors(image_folder, tmp_path):
+    from wafertk.images.train import run_image_training
+
+    data = image_folder(n=4)
+    with pytest.raises(ConfigError, match="warmup_epochs.*lr_schedule: cosine"):
+        run_image_training({**TINY, "train.warmup_epochs": 1}, tmp_path / "a", data_dir=data)
+    with pytest.raises(ConfigError, match="warmup_epochs: 3 must be fewer than epochs"):
+        run_image_training({**TINY, "train.lr_schedule": "cosine", "train.warmup_epochs": 3,
+                            "train.epochs": 2}, tmp_path / "a", data_dir=data)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        run_image_training({**TINY, "train.lr_schedule": "step"}, tmp_path / "a",
+                           data_dir=data)
+    with pytest.raises(ConfigError, match="convs_per_block"):
+        run_image_training({**TINY, "model.convs_per_block": 9}, tmp_path / "a", data_dir=data)
+    assert not (tmp_path / "a").exists()

@@ -51,6 +51,8 @@ class ImageModelConfig:
     #: small_convnet: filters of the conv blocks (3x3 conv, [batch norm], ReLU, 2x2 pool)
     conv_filters: list[int] = field(default_factory=lambda: [32, 64, 128, 128],
                                     metadata=_AT_LEAST_1)
+    #: small_convnet: 3x3 convolutions per block before its pooling (2: VGG-style blocks)
+    convs_per_block: int = field(default=1, metadata={"check": in_range(1, 4)})
     batch_norm: bool = False
     #: hidden units of the dense head (0: none); small_convnet and transfer heads
     dense_units: int = field(default=512, metadata=_NON_NEGATIVE)
@@ -104,11 +106,25 @@ class ImageTrainConfig:
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     learning_rate: float = field(default=1e-3, metadata=_POSITIVE)
     momentum: float = field(default=0.9, metadata=_DROPOUT)
+    #: constant, or cosine decay from learning_rate to 0 over all epochs (after the warm-up)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    #: epochs of linear warm-up from 0 to learning_rate (cosine schedule only)
+    warmup_epochs: int = field(default=0, metadata=_NON_NEGATIVE)
+    #: mixed bfloat16: bf16 compute, float32 weights and outputs (faster on AMX / AVX-512 CPUs)
+    mixed_precision: bool = False
     epochs: int = field(default=30, metadata=_AT_LEAST_1)
     batch_size: int = field(default=32, metadata=_AT_LEAST_1)
     #: stop when the validation loss has not improved for this many epochs (0: never)
     early_stopping_patience: int = field(default=8, metadata=_NON_NEGATIVE)
     seed: int | None = field(default=0, metadata=_NON_NEGATIVE)
+
+    def config_problems(self) -> list[tuple[str, str]]:
+        if self.warmup_epochs and self.lr_schedule != "cosine":
+            return [("warmup_epochs", "a warm-up needs lr_schedule: cosine")]
+        if self.warmup_epochs >= self.epochs:
+            return [("warmup_epochs", f"{self.warmup_epochs} must be fewer than epochs "
+                                      f"({self.epochs})")]
+        return []
 
 
 @dataclass

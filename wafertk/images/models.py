@@ -153,9 +153,11 @@ def _apply(x, stack: Sequence[layers.Layer]):
 def _head(x, n_classes: int):
     if n_classes < 2:
         raise ConfigError(f"a classifier needs at least two classes, got {n_classes}")
+    # float32 outputs whatever the dtype policy (mixed bfloat16 computes the rest in bf16)
     if n_classes == 2:
-        return layers.Dense(1, activation="sigmoid", name="predictions")(x)
-    return layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+        return layers.Dense(1, activation="sigmoid", dtype="float32", name="predictions")(x)
+    return layers.Dense(n_classes, activation="softmax", dtype="float32",
+                        name="predictions")(x)
 
 
 def _l2(l2: float):
@@ -164,7 +166,8 @@ def _l2(l2: float):
 
 def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_classes: int = 2,
                         *, conv_filters: Sequence[int] = (32, 64, 128, 128),
-                        dense_units: int = 512, dropout: float = 0.5, l2: float = 0.0,
+                        convs_per_block: int = 1, dense_units: int = 512,
+                        dropout: float = 0.5, l2: float = 0.0,
                         batch_norm: bool = False, augment: dict | None = None,
                         seed: int | None = None) -> keras.Model:
     """A small convnet trained from scratch (conv 3x3 + max-pool blocks, dense head).
@@ -176,6 +179,8 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
     n_classes : int, default 2
     conv_filters : sequence of int
         One conv block (3x3 conv, optional batch norm, ReLU, 2x2 max-pool) per entry.
+    convs_per_block : int, default 1
+        3x3 conv (+ batch norm) + ReLU layers per block before its pooling (2: VGG-style).
     dense_units : int, default 512
         Hidden dense layer (0: none).
     dropout : float, default 0.5
@@ -195,12 +200,17 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
     inp = keras.Input(shape=tuple(input_shape), name="image")
     x = _apply(inp, augmentation_layers(**augment, seed=seed) if augment is not None else [])
     x = ImagePreprocess("scale", name="preprocess")(x)
+    if convs_per_block < 1:
+        raise ConfigError(f"convs_per_block must be >= 1, got {convs_per_block}")
     for i, f in enumerate(conv_filters):
-        x = layers.Conv2D(f, 3, padding="same", use_bias=not batch_norm,
-                          kernel_regularizer=_l2(l2), name=f"conv{i + 1}")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
-        x = layers.Activation("relu", name=f"relu{i + 1}")(x)
+        for j in range(convs_per_block):
+            # one conv per block keeps the names conv1, bn1, relu1 (earlier runs reload)
+            tag = f"{i + 1}" if convs_per_block == 1 else f"{i + 1}_{j + 1}"
+            x = layers.Conv2D(f, 3, padding="same", use_bias=not batch_norm,
+                              kernel_regularizer=_l2(l2), name=f"conv{tag}")(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"bn{tag}")(x)
+            x = layers.Activation("relu", name=f"relu{tag}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
     if dropout:

@@ -21,8 +21,10 @@ No global seeds are set: the seed goes to the split, the shuffle, dropout and au
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -86,12 +88,14 @@ class ImageData:
 
     @property
     def evaluation(self) -> ImageFolder:
-        """What the report scores: the test split, else the validation folder."""
+        """What the report scores: the test split, else the validation folder or split."""
         return self.test if self.test is not None else self.validation
 
     @property
     def evaluated_on(self) -> str:
-        return "test split" if self.test is not None else "validation folder"
+        if self.test is not None:
+            return "test split"
+        return "validation split" if self.split.startswith("stratified") else "validation folder"
 
 
 def prepare_image_data(cfg: ImageRunConfig, data_dir: str | os.PathLike,
@@ -165,16 +169,68 @@ def build_image_model(cfg: ImageRunConfig, n_classes: int, *,
     common = {"input_shape": (size, size, 3), "n_classes": n_classes,
               "augment": _augment_kwargs(cfg), "seed": cfg.train.seed,
               "dense_units": m.dense_units, "dropout": m.dropout}
-    if m.name == "small_convnet":
-        if weights is not None:
-            raise ConfigError("--weights: small_convnet is trained from scratch; weights are "
-                              f"for transfer models ({', '.join(BACKBONES)})")
-        return create_model("image_small_convnet", conv_filters=tuple(m.conv_filters),
-                            l2=m.l2, batch_norm=m.batch_norm, **common)
-    return create_model(f"image_{m.name}", weights=weights, **common)
+    if m.name == "small_convnet" and weights is not None:
+        raise ConfigError("--weights: small_convnet is trained from scratch; weights are "
+                          f"for transfer models ({', '.join(BACKBONES)})")
+    with _dtype_policy("mixed_bfloat16" if cfg.train.mixed_precision else None):
+        if m.name == "small_convnet":
+            return create_model("image_small_convnet", conv_filters=tuple(m.conv_filters),
+                                convs_per_block=m.convs_per_block, l2=m.l2,
+                                batch_norm=m.batch_norm, **common)
+        return create_model(f"image_{m.name}", weights=weights, **common)
 
 
-def _optimizer(name: str, lr: float, momentum: float):
+@contextlib.contextmanager
+def _dtype_policy(policy: str | None):
+    """Build layers under ``policy`` (e.g. ``mixed_bfloat16``); the global policy is restored.
+
+    Layers keep the policy they were built with (it is saved in the ``.keras`` file); the
+    output layer of every image model is float32 whatever the policy.
+    """
+    if policy is None:
+        yield
+        return
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+def learning_rate(lr: float, schedule: str = "constant", *, epochs: int = 1,
+                  steps_per_epoch: int = 1, warmup_epochs: int = 0):
+    """The optimizer's learning rate: ``lr``, or a cosine decay to 0 with a linear warm-up.
+
+    Parameters
+    ----------
+    lr : float
+        Peak (and, for ``constant``, only) learning rate.
+    schedule : {"constant", "cosine"}
+    epochs, steps_per_epoch : int
+        Length of the run (cosine: the decay reaches 0 at its last step).
+    warmup_epochs : int
+        Linear warm-up from 0 to ``lr`` (cosine only).
+
+    Returns
+    -------
+    float or keras.optimizers.schedules.LearningRateSchedule
+    """
+    if schedule == "constant":
+        return lr
+    import keras
+
+    warmup = warmup_epochs * steps_per_epoch
+    decay = max(1, epochs * steps_per_epoch - warmup)
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(0.0, decay, warmup_target=lr,
+                                                      warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(lr, decay)
+
+
+def _optimizer(name: str, lr, momentum: float):
     import keras
 
     if name == "sgd":
@@ -255,7 +311,10 @@ def fit_image_model(cfg: ImageRunConfig, data: ImageData, *,
     model = build_image_model(cfg, n, weights=weights)
     train_ds, val_ds = datasets(cfg, data)
     t = cfg.train
-    compile_model(model, n, _optimizer(t.optimizer, t.learning_rate, t.momentum))
+    lr = learning_rate(t.learning_rate, t.lr_schedule, epochs=t.epochs,
+                       steps_per_epoch=math.ceil(len(data.train) / t.batch_size),
+                       warmup_epochs=t.warmup_epochs)
+    compile_model(model, n, _optimizer(t.optimizer, lr, t.momentum))
     history: list[dict[str, Any]] = []
     phases: dict[str, dict[str, Any]] = {}
 
