@@ -82,9 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     from wafertk.images.train import run_image_training
 
     epoch_s: list[float] = []
+    lines: list[str] = []
 
     def on_epoch(line: str) -> None:
         print(line, flush=True)
+        lines.append(line)
         m = re.search(r" (\d+)s ", line)
         if m:
             epoch_s.append(float(m.group(1)))
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         "budget_s": BUDGET_S,
         "epochs_run": len(epoch_s),
         "epoch_s": epoch_s,
+        "epoch_lines": lines,
         "mean_epoch_s_after_first": (round(sum(epoch_s[1:]) / len(epoch_s[1:]), 1)
                                      if len(epoch_s) > 1 else None),
         "phases": val_report["extra"].get("phases"),

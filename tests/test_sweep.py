@@ -124,6 +124,8 @@ def test_grid_expansion(tmp_path, image_dirs):
     ("grid:\n  backbones: [squeezenet]\n  input_sizes: [32]\n", ["32 is too small for squeezenet"]),
     ("overrides:\n  data.max_per_class: 0\n", ["overrides.data.max_per_class", "0 is not >= 1"]),
     ("overrides:\n  data.bogus: 1\n", ["unknown key 'data.bogus'"]),
+    ("overrides:\n  train.lr_schedule: cosine\n  train.warmup_epochs: 1\n",
+     ["grid.epochs: [1]", "train.warmup_epochs (1)"]),
 ])
 def test_config_errors_name_the_file_and_key(tmp_path, image_dirs, extra, needles):
     path = write_cfg(tmp_path, image_dirs, extra)

@@ -225,9 +225,15 @@ def _image_config_problems(cfg: SweepConfig) -> list[str]:
         labels = {k: f"overrides.{k}" for k in cfg.overrides}
         labels["fine_tune.from_layer"] = "fine_tune.from_layer"
         try:
-            load_config(ImageRunConfig, cfg.data.config or "images", ov, labels=labels)
+            base = load_config(ImageRunConfig, cfg.data.config or "images", ov, labels=labels)
         except ConfigError as exc:
             problems.append(str(exc))
+        else:
+            # each run sets train.epochs from the grid: a warm-up must fit the shortest
+            short = [e for e in cfg.grid.epochs if e <= base.train.warmup_epochs]
+            if short:
+                problems.append(f"grid.epochs: {short} must each exceed the images config's "
+                                f"train.warmup_epochs ({base.train.warmup_epochs})")
     return problems
 
 
