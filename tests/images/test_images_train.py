@@ -180,3 +180,24 @@ def test_schedule_config_errors(image_folder, tmp_path):
     with pytest.raises(ConfigError, match="convs_per_block"):
         run_image_training({**TINY, "model.convs_per_block": 9}, tmp_path / "a", data_dir=data)
     assert not (tmp_path / "a").exists()
+
+
+def test_mixed_bfloat16_run_trains_reloads_and_predicts(image_folder, tmp_path):
+    """bf16 compute with augmentation on, saved, reloaded by the project's loader."""
+    from wafertk.images.train import run_image_training
+    from wafertk.registry import load_model
+
+    train = image_folder("train", n=6)
+    val = image_folder("val", n=3, seed=1)
+    run = tmp_path / "run"
+    report = run_image_training({**TINY, "train.mixed_precision": True,
+                                 "model.batch_norm": True}, run,
+                                data_dir=train, validation_dir=val)
+    assert 0 <= report["accuracy"] <= 1
+    pred = load_model(run)
+    net = pred.model
+    assert net.get_layer("conv1").compute_dtype == "bfloat16"
+    assert net.get_layer("preprocess").compute_dtype == "float32"  # pixels kept exact
+    proba = pred.predict_proba(np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)))
+    assert proba.dtype == np.float64 or proba.dtype == np.float32
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)

@@ -56,6 +56,9 @@ class ImagePreprocess(layers.Layer):
     MODES = ("scale", "caffe", "tf", "torch", "none")
 
     def __init__(self, mode: str = "scale", **kwargs) -> None:
+        # float32 whatever the dtype policy: under mixed_bfloat16 the pixels are not rounded
+        # to bf16 before the mean subtraction (a saved layer keeps its own dtype)
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if mode not in self.MODES:
             raise ValueError(f"unknown preprocessing mode {mode!r}{did_you_mean(mode, self.MODES)}")

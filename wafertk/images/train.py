@@ -210,7 +210,8 @@ def learning_rate(lr: float, schedule: str = "constant", *, epochs: int = 1,
         Peak (and, for ``constant``, only) learning rate.
     schedule : {"constant", "cosine"}
     epochs, steps_per_epoch : int
-        Length of the run (cosine: the decay reaches 0 at its last step).
+        Length of the run (cosine: the rate falls to ~0 by the last update and is 0 one step
+        after it; the first warm-up step has rate 0).
     warmup_epochs : int
         Linear warm-up from 0 to ``lr`` (cosine only).
 
