@@ -14,7 +14,8 @@ stopping, as in the classic Keras cats-vs-dogs example). Parts:
   (SGD with momentum, lr 1e-4). One run: the frozen figure (``squeezenet_frozen``) is the
   validation accuracy of the frozen phase's kept epoch (lowest validation loss) from the
   run's history.csv, the fine-tuned figure is the run's report;
-* ``convnet``: the small convnet from scratch with augmentation.
+* ``convnet``: the small convnet from scratch with augmentation, as the packaged
+  ``configs/images_catsdogs.yaml`` (a fixed cosine budget; the last epoch is kept).
 
 Each part records the command, its wall time on this machine and the run's report figures;
 results are merged into the JSON file (parts not run keep their earlier entry).
@@ -54,11 +55,15 @@ def _parts(args) -> dict[str, tuple[dict, Path | None]]:
                         "fine_tune.epochs": args.epochs or 6,
                         "fine_tune.learning_rate": 1e-4,
                         "fine_tune.early_stopping_patience": 2}, WEIGHTS),
-        "convnet": ({"model.name": "small_convnet", "data.image_size": args.convnet_size,
-                     "model.batch_norm": True, "train.batch_size": 32,
-                     "train.learning_rate": 1e-3, "train.epochs": args.epochs or 20,
-                     "train.early_stopping_patience": 6, **quick}, None),
+        # the packaged configs/images_catsdogs.yaml; flags given override it
+        "convnet": ({k: v for k, v in {"data.image_size": args.convnet_size,
+                                        "train.epochs": args.epochs}.items()
+                     if v is not None} | quick, None),
     }
+
+
+#: packaged config of each part (None: configs/images.yaml + the part's overrides)
+CONFIGS = {"squeezenet": None, "convnet": "images_catsdogs"}
 
 
 def _frozen_phase(run: Path) -> dict:
@@ -79,12 +84,14 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated: squeezenet (frozen + fine-tuned), convnet")
     ap.add_argument("--epochs", type=int, default=None, help="override every phase's epochs")
     ap.add_argument("--max-per-class", type=int, default=None)
-    ap.add_argument("--convnet-size", type=int, default=128,
-                    help="image side of the from-scratch convnet")
+    ap.add_argument("--convnet-size", type=int, default=None,
+                    help="image side of the from-scratch convnet (default: its config's)")
     ap.add_argument("--runs", type=Path, default=Path("/tmp/wafertk_images_catsdogs"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
                     "images_catsdogs.json")
     args = ap.parse_args(argv)
+    import yaml
+
     from wafertk.images.train import run_image_training
 
     wanted = {p.strip() for p in args.parts.split(",") if p.strip()}
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         report = run_image_training(
             overrides, args.runs / name, data_dir=CATSDOGS / "train",
-            validation_dir=CATSDOGS / "validation", weights=weights,
+            validation_dir=CATSDOGS / "validation", weights=weights, config=CONFIGS[name],
             on_epoch=lambda line: print(line, flush=True))
         wall = time.perf_counter() - t0
         entry = {
@@ -108,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
             "meets_target": report["accuracy"] >= TARGETS[name],
             "wall_s": round(wall, 1), "phases": report["extra"]["phases"],
             "overrides": overrides, "weights": None if weights is None else weights.name,
+            "config": (f"configs/{CONFIGS[name]}.yaml" if CONFIGS[name]
+                       else "configs/images.yaml"),
+            "resolved_config": yaml.safe_load((args.runs / name / "config.yaml").read_text()),
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         }
         entry["command"] = ("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD=1 .venv/bin/python "
                             "benchmarks/images_catsdogs.py --parts " + args.parts
@@ -115,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                             + (f" --max-per-class {args.max_per_class}"
                                if args.max_per_class else "")
                             + (f" --convnet-size {args.convnet_size}"
-                               if "convnet" in wanted else ""))
+                               if args.convnet_size and "convnet" in wanted else ""))
         results["parts"][name] = entry
         if name == "squeezenet":
             frozen = _frozen_phase(args.runs / name)
@@ -127,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: accuracy {entry['accuracy']:.4f} (target {TARGETS[name]}) in "
               f"{wall / 60:.1f} min", flush=True)
         results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                              "note": "2 cores shared with other jobs during the run"}
+                              "note": "wall times are on 2 cores; each part records the load "
+                                      "average at its end (above 2: shared with other jobs)"}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(results, indent=2) + "\n")

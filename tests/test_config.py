@@ -148,7 +148,7 @@ def test_packaged_configs_by_name():
 
     known = packaged_configs()
     assert set(known) == {"detector", "classifier", "classifier_transfer", "xgboost", "anomaly",
-                          "images", "images_cifar10", "sweep"}
+                          "images", "images_cifar10", "images_catsdogs", "sweep"}
     assert resolve_config("detector") == known["detector"]
     assert resolve_config("runs/detector.yaml").name == "detector.yaml"  # a path stays a path
     with pytest.raises(UnknownNameError, match="did you mean 'detector'"):

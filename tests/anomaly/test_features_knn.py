@@ -96,3 +96,41 @@ def test_config_rejects_unknown_feature_set(tmp_path):
     cfg.model.feature_sets = ["densty"]
     problems = dict(cfg.config_problems())
     assert "densty" in problems["model.feature_sets"]
+
+
+def test_trim_fraction_drops_the_contaminating_defects(data, tmp_path):
+    """An unlabeled training set holding defects: trimming leaves out mostly those."""
+    from wafertk.data.waferset import WaferSet
+    from wafertk.registry import load_model
+
+    normal, test, y = data
+    defects = make_wafers(12, classes=["Center", "Edge-Ring", "Near-full"],
+                          shape_range=(20, 30), random_state=2)
+    mixed = WaferSet.concat([normal, defects])  # rows 60..71 are the defects
+    plain = FeatureKNNDetector(feature_sets=("density", "geometry"), k=5).fit(mixed)
+    assert plain.n_trimmed_ == 0 and len(plain.reference_) == 72
+    det = FeatureKNNDetector(feature_sets=("density", "geometry"), k=5,
+                             trim_fraction=0.2).fit(mixed)
+    assert det.n_trimmed_ == 15 and len(det.reference_) == 57  # ceil(0.2 * 72)
+    assert len(det.trimmed_index_) == 15
+    assert np.isin(np.arange(60, 72), det.trimmed_index_).sum() >= 9  # of the 12 defects
+    # the kept wafers are re-standardised on their own
+    np.testing.assert_allclose(det.reference_.mean(axis=0), 0, atol=1e-4)
+    assert roc_auc_score(y, det.score_samples(test)) >= roc_auc_score(
+        y, plain.score_samples(test)) - 0.02
+    det.save(tmp_path / "t")
+    again = load_model(tmp_path / "t", kind="anomaly-detector")
+    assert again.n_trimmed_ == 15 and again.trim_fraction == 0.2
+    for bad in (1.0, -0.1, True, "0.1"):
+        with pytest.raises(WafertkError, match="trim_fraction must be in"):
+            FeatureKNNDetector(trim_fraction=bad).fit(normal)
+
+
+def test_config_trim_fraction_reaches_features_knn():
+    from wafertk.anomaly.config import AnomalyConfig, estimator_from_config
+
+    cfg = AnomalyConfig()
+    cfg.model.name = "features-knn"
+    cfg.train.trim_fraction = 0.1
+    est = estimator_from_config(cfg)
+    assert isinstance(est, FeatureKNNDetector) and est.trim_fraction == 0.1

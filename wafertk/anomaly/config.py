@@ -66,6 +66,7 @@ class AnomalyTrainConfig:
     warm_up_epochs: int = field(default=10, metadata=_NON_NEGATIVE)
     seed: int | None = field(default=0, metadata=_NON_NEGATIVE)
     #: robust training: leave out this share of each batch, the samples of highest loss
+    #: (features-knn: this share of the training wafers, those farthest from their neighbours)
     trim_fraction: float = field(default=0.0, metadata={"check": in_range(0, 0.5,
                                                                            hi_open=True)})
 
@@ -149,7 +150,7 @@ def estimator_from_config(cfg: AnomalyConfig) -> Any:
     cls, fixed = MODELS[cfg.model.name]
     m, t, d = cfg.model, cfg.train, cfg.data
     if m.name == "features-knn":
-        return cls(feature_sets=tuple(m.feature_sets), k=m.k,
+        return cls(feature_sets=tuple(m.feature_sets), k=m.k, trim_fraction=t.trim_fraction,
                    contamination=cfg.decision.contamination,
                    threshold_method=cfg.decision.method, random_state=t.seed)
     common = dict(epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,

@@ -49,6 +49,11 @@ class FeatureKNNDetector(BaseEstimator):
     contamination : float, default 0.05
         Share of normal validation (or training) wafers above the threshold.
     threshold_method : {"quantile", "f1"}, default "quantile"
+    trim_fraction : float, default 0.0
+        Robust fit for training data that holds unknown anomalies (an unlabeled archive):
+        leave out this share of the reference wafers, those of highest leave-one-out score
+        (mean distance to their ``k`` nearest other reference wafers), then standardise and
+        index the rest. 0 keeps every wafer.
     n_jobs : int, default 1
         Processes for the feature extraction.
     random_state : int, optional
@@ -60,6 +65,10 @@ class FeatureKNNDetector(BaseEstimator):
     mean_, scale_ : ndarray of shape (d,)
     feature_names_ : list of str
     threshold_ : float
+    n_trimmed_ : int
+        Reference wafers left out by ``trim_fraction``.
+    trimmed_index_ : ndarray of int
+        Their rows in the training wafers given to :meth:`fit` (not saved with the model).
     history_ : dict
         Empty (no epochs); kept for the run machinery.
     """
@@ -68,13 +77,14 @@ class FeatureKNNDetector(BaseEstimator):
 
     def __init__(self, *, feature_sets: Sequence[str] = DEFAULT_SETS, k: int = 20,
                  max_reference: int = 50000, contamination: float = 0.05,
-                 threshold_method: str = "quantile", n_jobs: int = 1,
-                 random_state: int | None = None) -> None:
+                 threshold_method: str = "quantile", trim_fraction: float = 0.0,
+                 n_jobs: int = 1, random_state: int | None = None) -> None:
         self.feature_sets = feature_sets
         self.k = k
         self.max_reference = max_reference
         self.contamination = contamination
         self.threshold_method = threshold_method
+        self.trim_fraction = trim_fraction
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -130,14 +140,19 @@ class FeatureKNNDetector(BaseEstimator):
 
         if not isinstance(self.k, (int, np.integer)) or isinstance(self.k, bool) or self.k < 1:
             raise WafertkError(f"k must be a positive integer, got {self.k!r}")
+        trim = self.trim_fraction
+        if isinstance(trim, bool) or not isinstance(trim, (int, float, np.floating)) \
+                or not 0 <= trim < 1:
+            raise WafertkError(f"trim_fraction must be in [0, 1), got {trim!r}")
         t0 = time.perf_counter()
         f = self._features(X)
+        idx = np.arange(len(f))  # rows of X still in the reference set
         if y is not None:
             t = _binary(y, len(f))
             if t.all():
                 raise WafertkError("no normal samples to train on: every training sample is "
                                    "labelled anomalous")
-            f = f[~t]
+            f, idx = f[~t], idx[~t]
         if len(f) < 2:
             raise WafertkError(f"{len(f)} training sample: anomaly detectors need at least 2")
         if not np.isfinite(f).all():
@@ -145,17 +160,25 @@ class FeatureKNNDetector(BaseEstimator):
             raise WafertkError(f"features of training wafer {bad} hold NaN or infinite values")
         rng = np.random.default_rng(self.random_state)
         if len(f) > self.max_reference:
-            f = f[np.sort(rng.choice(len(f), int(self.max_reference), replace=False))]
-        self.mean_ = f.mean(axis=0)
-        sd = f.std(axis=0)
-        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+            sel = np.sort(rng.choice(len(f), int(self.max_reference), replace=False))
+            f, idx = f[sel], idx[sel]
+        self._set_reference(f)
+        self.n_trimmed_ = 0
+        self.trimmed_index_ = np.zeros(0, np.int64)
+        n_drop = min(int(np.ceil(float(trim) * len(f) - 1e-9)), len(f) - 2)
+        if trim and n_drop > 0:
+            # robust fit: the wafers farthest from their own neighbours are the likeliest
+            # anomalies of an unlabeled training set; drop them, then standardise the rest
+            loo = self._score_array(self.reference_, loo=True)
+            order = np.argsort(loo, kind="stable")
+            self._set_reference(f[np.sort(order[:len(f) - n_drop])])
+            self.n_trimmed_ = int(n_drop)
+            self.trimmed_index_ = np.sort(idx[order[len(f) - n_drop:]])
         from wafertk.features.extract import feature_names
 
         self.feature_names_ = list(feature_names(list(self.feature_sets)))
-        self.reference_ = self._standardise(f)
         self.input_kind_ = "wafers"
         self.input_shape_ = [int(f.shape[1])]
-        self._index()
         self.history_ = {}
         if X_val is not None and len(X_val):
             s = self._score_array(self._inputs(X_val))
@@ -170,10 +193,19 @@ class FeatureKNNDetector(BaseEstimator):
                                                contamination=self.contamination)
         self.fit_seconds_ = time.perf_counter() - t0
         if on_epoch is not None:
-            on_epoch(f"{self.name}: {len(self.reference_):,} reference wafers, "
+            trimmed = f" ({self.n_trimmed_:,} trimmed)" if self.n_trimmed_ else ""
+            on_epoch(f"{self.name}: {len(self.reference_):,} reference wafers{trimmed}, "
                      f"{self.input_shape_[0]} features, k={self.k} "
                      f"({self.fit_seconds_:.0f}s)")
         return self
+
+    def _set_reference(self, f: np.ndarray) -> None:
+        """Standardise on ``f``, keep it as the reference set and index it."""
+        self.mean_ = f.mean(axis=0)
+        sd = f.std(axis=0)
+        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        self.reference_ = self._standardise(f)
+        self._index()
 
     def _index(self) -> None:
         from sklearn.neighbors import NearestNeighbors
@@ -229,7 +261,9 @@ class FeatureKNNDetector(BaseEstimator):
                            "standardised": True, "n_features": self.input_shape_[0]},
             extra={"model": self.name, "params": params, "score_threshold": self.threshold_,
                    "state": {"input_kind": "wafers", "input_shape": self.input_shape_,
-                             "feature_names": self.feature_names_}, **(extra or {})},
+                             "feature_names": self.feature_names_,
+                             "n_trimmed": int(getattr(self, "n_trimmed_", 0))},
+                   **(extra or {})},
             versions=package_versions("scikit-learn", "scikit-image", "opencv-python"))
         write_manifest(folder, man)
         return folder
@@ -257,6 +291,7 @@ class FeatureKNNDetector(BaseEstimator):
         est.input_kind_ = "wafers"
         est.input_shape_ = [int(d)]
         est.threshold_ = float(extra["score_threshold"])
+        est.n_trimmed_ = int(extra["state"].get("n_trimmed", 0))
         est.history_ = {}
         est._index()
         est.manifest = manifest
@@ -265,4 +300,5 @@ class FeatureKNNDetector(BaseEstimator):
     def describe(self) -> dict[str, Any]:
         """Short summary for reports."""
         return {"model": self.name, "k": int(self.k), "reference": len(self.reference_),
+                "trimmed": int(getattr(self, "n_trimmed_", 0)),
                 "features": self.input_shape_[0]}

@@ -1,0 +1,155 @@
+"""Trimming for ``features-knn`` on unlabeled data -> ``results/anomaly_knn_trim.json``.
+
+    .venv/bin/python benchmarks/anomaly_knn_trim.py
+
+Setting (b) of issue 11 trains on an unlabeled archive that holds an unknown share of
+defective wafers; ``FeatureKNNDetector(trim_fraction=t)`` leaves out the share ``t`` of the
+training wafers that are farthest from their own neighbours before it keeps the reference
+set. This script measures whether that pays:
+
+1. the training wafers of settings (a) and (b) exactly as ``anomaly_wafers_baselines.py``
+   draws them (6,000 each, same seed);
+2. **validation**: wafers of the validation lots of Test A (production-like lots outside the
+   production test and outside the training lots; labels used only to score), ROC-AUC of
+   defective vs ``none`` for each ``trim_fraction`` of the grid, per setting;
+3. the trim fraction of best validation AUC is chosen per setting (0 unless another beats it
+   by more than 0.002); the **production test** is scored with the chosen one only, beside
+   the untrimmed detector. Nothing is chosen on the production test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data" / "wm811k"
+SETS = ("density", "radon", "geometry", "meta")
+K = 20
+GRID = (0.0, 0.05, 0.1, 0.2, 0.3)
+MIN_GAIN = 0.002
+
+
+def _subsample(n: int, k: int | None, seed: int) -> np.ndarray:
+    if k is None or n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-train", type=int, default=6000)
+    ap.add_argument("--max-val", type=int, default=6000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path,
+                    default=ROOT / "benchmarks" / "results" / "anomaly_knn_trim.json")
+    args = ap.parse_args()
+
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from wafertk.anomaly.features_knn import FeatureKNNDetector
+    from wafertk.data import WaferSet, read_wafers
+    from wafertk.data.importers import read_npz_pack
+    from wafertk.data.splits import production_test_lots
+    from wafertk.features.extract import extract_features
+
+    t0 = time.perf_counter()
+    test_a = read_npz_pack(SHARED / "wm811k_test_a.npz")
+    lots = test_a.lot.astype(str)
+    prod = np.isin(lots, production_test_lots(lots))
+    test = test_a.take(np.flatnonzero(prod))
+    y_test = test.label_strings().astype(str) != "none"
+
+    # the training wafers of both settings, drawn as anomaly_wafers_baselines.py draws them
+    train = read_npz_pack(SHARED / "wm811k_train.npz")
+    demo = np.unique(read_wafers(ROOT / "data" / "wafers.h5").lot.astype(str))
+    rest_a = ~prod & ~np.isin(lots, demo)
+    both = WaferSet.concat([train, test_a.take(np.flatnonzero(rest_a))])
+    blots = both.lot.astype(str)
+    names = np.unique(blots)
+    val_lots = names[np.random.default_rng(args.seed).permutation(len(names))
+                     [:round(0.2 * len(names))]]
+    is_val = np.isin(blots, val_lots)
+    normal = both.label_strings().astype(str) == "none"
+    tr = np.flatnonzero(~is_val & normal)
+    train_a = both.take(tr[_subsample(len(tr), args.max_train, args.seed)])
+    unl = read_npz_pack(SHARED / "wm811k_unlabeled_200k.npz")
+    train_b = unl.take(_subsample(len(unl), args.max_train, args.seed))
+    # validation: the Test A wafers among the validation lots (production-like)
+    va = np.flatnonzero(is_val & (np.arange(len(both)) >= len(train)))
+    val = both.take(va[_subsample(len(va), args.max_val, args.seed + 2)])
+    y_val = val.label_strings().astype(str) != "none"
+    print(f"data ready in {time.perf_counter() - t0:.0f} s: validation {len(val)} wafers "
+          f"({int(y_val.sum())} defective)", flush=True)
+
+    t = time.perf_counter()
+    feats = {name: np.asarray(extract_features(w, sets=list(SETS), n_jobs=1))
+             for name, w in (("a", train_a), ("b", train_b), ("val", val))}
+    feat_seconds = time.perf_counter() - t
+    print(f"features in {feat_seconds:.0f} s", flush=True)
+
+    class _Pre(FeatureKNNDetector):
+        """Features already extracted: ``X`` is the feature matrix."""
+
+        def _features(self, X):
+            return np.asarray(X, np.float64)
+
+    def auc(y, s):
+        return {"roc_auc": round(float(roc_auc_score(y, s)), 4),
+                "pr_auc": round(float(average_precision_score(y, s)), 4)}
+
+    res: dict = {}
+    f_test = None
+    for setting in ("a", "b"):
+        grid = {}
+        for trim in GRID:
+            det = _Pre(feature_sets=SETS, k=K, trim_fraction=trim).fit(feats[setting])
+            grid[str(trim)] = {**auc(y_val, det.score_samples(feats["val"])),
+                               "n_trimmed": det.n_trimmed_}
+            print(f"({setting}) trim {trim}: validation AUC {grid[str(trim)]['roc_auc']:.4f}",
+                  flush=True)
+        best = max(GRID, key=lambda g: grid[str(g)]["roc_auc"])
+        if grid[str(best)]["roc_auc"] < grid["0.0"]["roc_auc"] + MIN_GAIN:
+            best = 0.0
+        entry = {"validation": grid, "chosen_trim_fraction": best}
+        if best:
+            if f_test is None:
+                t = time.perf_counter()
+                f_test = np.asarray(extract_features(test, sets=list(SETS), n_jobs=1))
+                feat_seconds += time.perf_counter() - t
+            for trim in sorted({0.0, best}):
+                det = _Pre(feature_sets=SETS, k=K, trim_fraction=trim).fit(feats[setting])
+                entry[f"production_test_trim_{trim}"] = auc(y_test, det.score_samples(f_test))
+        res[setting] = entry
+        print(f"({setting}) chosen trim {best}", flush=True)
+
+    out = {"protocol": "features-knn (k=20, density/radon/geometry/meta), training wafers of "
+                       "settings (a)/(b) as anomaly_wafers_baselines.py; trim chosen on the "
+                       "validation lots of Test A; production test scored only with the "
+                       "chosen trim (and 0) when it is not 0",
+           "command": "python benchmarks/anomaly_knn_trim.py " + " ".join(sys.argv[1:]),
+           "n_train": args.max_train, "n_val": len(val), "n_val_defective": int(y_val.sum()),
+           "n_test": len(test), "n_test_defective": int(y_test.sum()), "grid": list(GRID),
+           "results": res, "features_seconds": round(feat_seconds, 1),
+           "wall_seconds": round(time.perf_counter() - t0, 1),
+           "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+           "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    tmp.replace(args.out)
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
