@@ -23,6 +23,7 @@ The time per epoch and the wall time of training are recorded from the run's epo
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         "epochs_run": len(epoch_s),
         "epoch_s": epoch_s,
         "epoch_lines": lines,
+        **_per_epoch(args.run / "history.csv"),
         "mean_epoch_s_after_first": (round(sum(epoch_s[1:]) / len(epoch_s[1:]), 1)
                                      if len(epoch_s) > 1 else None),
         "phases": val_report["extra"].get("phases"),
@@ -135,6 +137,14 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _per_epoch(history: Path) -> dict:
+    """Training and validation accuracy of each epoch, from the run's history.csv."""
+    with open(history, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["phase"] == "train"]
+    return {"val_accuracy_per_epoch": [round(float(r["val_accuracy"]), 4) for r in rows],
+            "train_accuracy_per_epoch": [round(float(r["accuracy"]), 4) for r in rows]}
 
 
 if __name__ == "__main__":
