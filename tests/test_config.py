@@ -263,3 +263,20 @@ def test_packaged_cifar10_recipe_is_the_measured_run():
     measured = json.loads((root / "benchmarks" / "results" / "cifar10.json").read_text())
     cfg = load_config(ImageRunConfig, "images_cifar10")
     assert dataclasses.asdict(cfg) == measured["resolved_config"]
+
+
+def test_packaged_catsdogs_recipe_is_the_measured_run():
+    """configs/images_catsdogs.yaml resolves to the config of the convnet run quoted in
+    docs/images.md (benchmarks/images_catsdogs.py --parts convnet)."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from wafertk.images.config import ImageRunConfig
+
+    root = Path(__file__).resolve().parents[1]
+    measured = json.loads((root / "benchmarks" / "results" / "images_catsdogs.json").read_text())
+    run = measured["parts"]["convnet"]
+    assert run["config"] == "configs/images_catsdogs.yaml"
+    cfg = load_config(ImageRunConfig, "images_catsdogs")
+    assert dataclasses.asdict(cfg) == run["resolved_config"]
