@@ -174,9 +174,13 @@ def train(data_dir: Path, output: Path, validation, model, weights, config, epoc
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @output_option("Report folder: report.json/.md/.html, figures, predictions.csv.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True,
+              help="Test-time augmentation: hflip averages each image with its mirror image "
+                   "(2x the work).")
 @quiet_option
 @handle_errors
-def evaluate(run: Path, data_dir: Path, output: Path, batch_size: int, quiet: bool) -> None:
+def evaluate(run: Path, data_dir: Path, output: Path, batch_size: int, tta: str,
+             quiet: bool) -> None:
     """Score the labelled folder DATA_DIR (a sub-folder per class of the model) with RUN.
 
     \b
@@ -195,7 +199,7 @@ def evaluate(run: Path, data_dir: Path, output: Path, batch_size: int, quiet: bo
     _tensorflow()
     from wafertk.images.predict import evaluate_images
 
-    report = evaluate_images(run, data_dir, output, batch_size=batch_size)
+    report = evaluate_images(run, data_dir, output, batch_size=batch_size, tta=tta)
     echo_summary(quiet, output, f"accuracy {report['accuracy']:.4f}, weighted F1 "
                  f"{report['weighted_f1']:.4f} on {report['n']:,} images", t0)
 
@@ -205,9 +209,12 @@ def evaluate(run: Path, data_dir: Path, output: Path, batch_size: int, quiet: bo
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option("CSV: file, class, probability, then p_<class> columns.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True,
+              help="Test-time augmentation: hflip averages each image with its mirror image "
+                   "(2x the work).")
 @quiet_option
 @handle_errors
-def predict(run: Path, inputs: tuple[Path, ...], output: Path, batch_size: int,
+def predict(run: Path, inputs: tuple[Path, ...], output: Path, batch_size: int, tta: str,
             quiet: bool) -> None:
     """Predict INPUTS (image files and/or folders, searched recursively) with RUN.
 
@@ -227,7 +234,7 @@ def predict(run: Path, inputs: tuple[Path, ...], output: Path, batch_size: int,
     _tensorflow()
     from wafertk.images.predict import predict_images
 
-    res = predict_images(run, list(inputs), output, batch_size=batch_size)
+    res = predict_images(run, list(inputs), output, batch_size=batch_size, tta=tta)
     counts = ", ".join(f"{c} {n:,}" for c, n in res["counts"].items())
     echo_summary(quiet, output, f"{res['n']:,} images ({counts}), {res['skipped']:,} "
                  "skipped", t0)

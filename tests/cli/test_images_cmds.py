@@ -96,9 +96,14 @@ def test_train_evaluate_predict(tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert {"accuracy", "weighted_f1"} <= set(report)
     r = CliRunner().invoke(cli, ["images", "evaluate", str(run), str(val), "-o",
-                                 str(tmp_path / "ev")])
+                                 str(tmp_path / "ev"), "--tta", "hflip"])
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "ev" / "report.json").read_text())["n"] == 6
+    ev = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert ev["n"] == 6 and ev["extra"]["tta"] == "hflip"
+    r = CliRunner().invoke(cli, ["images", "evaluate", str(run), str(val), "-o",
+                                 str(tmp_path / "ev2"), "--tta", "rot4"])
+    assert r.exit_code == 2 and "'rot4' is not one of 'none', 'hflip'" in r.output
+    assert not (tmp_path / "ev2").exists()
     preds = tmp_path / "preds.csv"
     r = CliRunner().invoke(cli, ["images", "predict", str(run), str(val / "cats"),
                                  str(val / "dogs" / "0.png"), "-o", str(preds)])

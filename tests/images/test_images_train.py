@@ -201,3 +201,42 @@ def test_mixed_bfloat16_run_trains_reloads_and_predicts(image_folder, tmp_path):
     proba = pred.predict_proba(np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)))
     assert proba.dtype == np.float64 or proba.dtype == np.float32
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+
+
+def test_hflip_tta_is_the_mean_over_the_mirror_images(image_folder, tmp_path):
+    """tta='hflip': files and arrays give the mean of the image's and its mirror's output,
+    in file order across uneven batches; the report records it; unknown names are errors."""
+    from wafertk.images.data import make_dataset
+    from wafertk.images.predict import evaluate_images, predict_images
+    from wafertk.registry import load_model
+
+    train = image_folder("train", classes=("cats", "dogs", "birds"), n=6)
+    run = tmp_path / "run"
+    run_image_training_tiny(run, train)
+    pred = load_model(run)
+    files = sorted(str(p) for p in train.rglob("*.*g"))  # 18 files: batches of 4 -> 4,4,4,4,2
+    # the files decoded and resized as the predictor reads them
+    x = np.concatenate(list(make_dataset(files, None, image_size=16,
+                                         batch_size=4).as_numpy_iterator()))
+    raw = pred.model.predict(x, verbose=0)
+    mirror = pred.model.predict(x[:, :, ::-1], verbose=0)
+    want = 0.5 * (raw + mirror)
+    assert not np.allclose(raw, mirror, atol=1e-4)  # the flip changes the outputs
+    np.testing.assert_allclose(pred.predict_proba(x, batch_size=4, tta="hflip"), want,
+                               atol=1e-5)
+    np.testing.assert_allclose(pred.predict_proba(files, batch_size=4, tta="hflip"), want,
+                               atol=1e-5)
+    np.testing.assert_allclose(pred.predict_proba(files, batch_size=4), raw, atol=1e-5)
+    ev = evaluate_images(run, train, tmp_path / "eval", batch_size=4, tta="hflip")
+    assert ev["extra"]["tta"] == "hflip"
+    with pytest.raises(WafertkError, match="unknown test-time augmentation 'rot4'"):
+        pred.predict_proba(x, tta="rot4")
+    with pytest.raises(WafertkError, match="expected none or hflip"):
+        predict_images(run, files, tmp_path / "p.csv", tta="vflip")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def run_image_training_tiny(run, train):
+    from wafertk.images.train import run_image_training
+
+    return run_image_training({**TINY, "data.split": [0.7, 0.3, 0.0]}, run, data_dir=train)

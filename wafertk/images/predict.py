@@ -32,21 +32,62 @@ def _as_two_columns(raw: np.ndarray, n_classes: int) -> np.ndarray:
     return raw
 
 
+#: Test-time augmentations of image predictions: ``none``, or ``hflip`` (the mean of the
+#: probabilities of the image and of its mirror image: 2x the forward-pass work).
+IMAGE_TTA: tuple[str, ...] = ("none", "hflip")
+
+
+def check_image_tta(tta: str) -> str:
+    """``tta`` if it names :data:`IMAGE_TTA`, else a :class:`WafertkError` listing them."""
+    if tta not in IMAGE_TTA:
+        raise WafertkError(f"unknown test-time augmentation {tta!r} for images: expected "
+                           f"{' or '.join(IMAGE_TTA)}")
+    return tta
+
+
 def predict_proba_files(model, files: list[str], image_size: int, *,
-                        batch_size: int = 64) -> np.ndarray:
+                        batch_size: int = 64, tta: str = "none") -> np.ndarray:
     """Class probabilities of image files, streamed from disk.
+
+    Parameters
+    ----------
+    model : keras.Model
+    files : list of str
+    image_size : int
+    batch_size : int, default 64
+    tta : {"none", "hflip"}, default "none"
+        ``hflip``: average the probabilities of each image and of its mirror image.
 
     Returns
     -------
     ndarray of shape (n, n_classes)
         A sigmoid model's output ``p`` becomes ``[1 - p, p]``.
     """
+    check_image_tta(tta)
     n_out = int(model.output_shape[-1])
     n_classes = 2 if n_out == 1 else n_out
     if not files:
         return np.zeros((0, n_classes))
     ds = make_dataset(list(files), None, image_size=image_size, batch_size=batch_size)
+    if tta == "hflip":  # one decode per image: each batch goes through twice
+        import tensorflow as tf
+
+        ds = ds.map(lambda x: tf.concat([x, tf.reverse(x, axis=[2])], axis=0))
+        raw = np.asarray(model.predict(ds, verbose=0), np.float64)
+        return _as_two_columns(_mean_of_halves(raw, batch_size, len(files)), n_classes)
     return _as_two_columns(model.predict(ds, verbose=0), n_classes)
+
+
+def _mean_of_halves(raw: np.ndarray, batch_size: int, n: int) -> np.ndarray:
+    """Undo the ``[batch, flipped batch]`` layout of the ``hflip`` dataset: the mean of each
+    image's two outputs, in file order."""
+    out = np.empty((n, raw.shape[1]), np.float64)
+    pos = 0
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        out[start:start + b] = 0.5 * (raw[pos:pos + b] + raw[pos + b:pos + 2 * b])
+        pos += 2 * b
+    return out
 
 
 def report_from_proba(out_dir: str | os.PathLike, y_true: np.ndarray, proba: np.ndarray,
@@ -114,7 +155,8 @@ class ImagePredictor:
         self.classes_ = np.asarray(manifest.classes)
         self.input_size = int(manifest.input_size)
 
-    def predict_proba(self, images, batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, images, batch_size: int = 64, *, tta: str = "none"
+                      ) -> np.ndarray:
         """Class probabilities.
 
         Parameters
@@ -122,24 +164,34 @@ class ImagePredictor:
         images : ndarray of shape (n, H, W, 3) or list of paths
             RGB pixels in [0, 255] already at ``input_size`` (arrays), or image files
             (resized as in training).
+        batch_size : int, default 64
+        tta : {"none", "hflip"}, default "none"
+            Test-time augmentation (:data:`IMAGE_TTA`): ``hflip`` averages the
+            probabilities of each image and of its mirror image.
 
         Returns
         -------
         ndarray of shape (n, len(classes_))
         """
+        check_image_tta(tta)
         if isinstance(images, np.ndarray):
             x = np.asarray(images, dtype=np.float32)
             if x.ndim != 4 or x.shape[1:] != (self.input_size, self.input_size, 3):
                 raise WafertkError(f"images of shape {x.shape}, expected (n, "
                                    f"{self.input_size}, {self.input_size}, 3)")
-            raw = self.model.predict(x, batch_size=batch_size, verbose=0)
+            raw = np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0),
+                             np.float64)
+            if tta == "hflip":
+                flipped = self.model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)
+                raw = 0.5 * (raw + np.asarray(flipped, np.float64))
             return _as_two_columns(raw, len(self.classes_))
         return predict_proba_files(self.model, [str(p) for p in images], self.input_size,
-                                   batch_size=batch_size)
+                                   batch_size=batch_size, tta=tta)
 
-    def predict(self, images, batch_size: int = 64) -> np.ndarray:
+    def predict(self, images, batch_size: int = 64, *, tta: str = "none") -> np.ndarray:
         """Class names of the highest probability."""
-        return self.classes_[np.argmax(self.predict_proba(images, batch_size), axis=1)]
+        return self.classes_[np.argmax(self.predict_proba(images, batch_size, tta=tta),
+                                       axis=1)]
 
     def __repr__(self) -> str:
         return (f"ImagePredictor(model={self.manifest.extra.get('model')!r}, "
@@ -210,10 +262,12 @@ def expand_image_inputs(inputs: list[str | os.PathLike]) -> list[str]:
 
 
 def predict_images(run_dir: str | os.PathLike, inputs: list[str | os.PathLike],
-                   out_csv: str | os.PathLike, *, batch_size: int = 64) -> dict[str, Any]:
+                   out_csv: str | os.PathLike, *, batch_size: int = 64,
+                   tta: str = "none") -> dict[str, Any]:
     """Predict image files / folders with a run and write ``file, class, probability``.
 
-    Unreadable images are skipped with a warning (counted in the result).
+    Unreadable images are skipped with a warning (counted in the result). ``tta``:
+    test-time augmentation, ``none`` or ``hflip`` (:data:`IMAGE_TTA`).
 
     Returns
     -------
@@ -223,6 +277,7 @@ def predict_images(run_dir: str | os.PathLike, inputs: list[str | os.PathLike],
     from wafertk.images.data import _readable
     from wafertk.registry import load_model
 
+    check_image_tta(tta)
     pred = load_model(run_dir, IMAGE_KIND)
     files, skipped = [], 0
     for f in expand_image_inputs(list(inputs)):
@@ -234,7 +289,7 @@ def predict_images(run_dir: str | os.PathLike, inputs: list[str | os.PathLike],
             log.warning("skipped %s: %s", f, reason)
     if not files:
         raise WafertkError("no readable image among the inputs")
-    proba = pred.predict_proba(files, batch_size=batch_size)
+    proba = pred.predict_proba(files, batch_size=batch_size, tta=tta)
     classes = list(pred.classes_)
     with atomic_path(out_csv) as tmp:
         write_predictions(tmp, files, proba, classes)
@@ -244,8 +299,12 @@ def predict_images(run_dir: str | os.PathLike, inputs: list[str | os.PathLike],
 
 
 def evaluate_images(run_dir: str | os.PathLike, data_dir: str | os.PathLike,
-                    out_dir: str | os.PathLike, *, batch_size: int = 64) -> dict[str, Any]:
+                    out_dir: str | os.PathLike, *, batch_size: int = 64,
+                    tta: str = "none") -> dict[str, Any]:
     """Score a labelled image folder with a run; write the shared report into ``out_dir``.
+
+    ``tta``: test-time augmentation, ``none`` or ``hflip`` (:data:`IMAGE_TTA`; recorded in
+    the report's ``extra``).
 
     The folder's sub-folders must include every class of the model (others are skipped
     with a warning). Written atomically: ``report.json`` (``accuracy``, ``weighted_f1`` at
@@ -258,13 +317,14 @@ def evaluate_images(run_dir: str | os.PathLike, data_dir: str | os.PathLike,
     """
     from wafertk.registry import load_model
 
+    check_image_tta(tta)
     pred = load_model(run_dir, IMAGE_KIND)
     classes = list(pred.classes_)
     scan = scan_image_folder(data_dir, classes=classes)
-    proba = pred.predict_proba(scan.files, batch_size=batch_size)
+    proba = pred.predict_proba(scan.files, batch_size=batch_size, tta=tta)
     extra = {"model": pred.manifest.extra.get("model"), "run": str(run_dir),
              "data": str(data_dir), "evaluated_on": str(data_dir),
-             "images": len(scan), "skipped": len(scan.skipped)}
+             "images": len(scan), "skipped": len(scan.skipped), "tta": tta}
     with atomic_path(out_dir, directory=True) as tmp:
         report = report_from_proba(tmp, scan.labels, proba, classes,
                                    title=f"{extra['model']} on {data_dir}", extra=extra,
