@@ -37,17 +37,11 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data" / "wm811k"
+sys.path.insert(0, str(ROOT / "benchmarks"))
 SETS = ("density", "radon", "geometry", "meta")
 K = 20
 GRID = (0.0, 0.05, 0.1, 0.2, 0.3)
 MIN_GAIN = 0.002
-
-
-def _subsample(n: int, k: int | None, seed: int) -> np.ndarray:
-    if k is None or n <= k:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
 
 
 def main() -> None:
@@ -59,39 +53,22 @@ def main() -> None:
                     default=ROOT / "benchmarks" / "results" / "anomaly_knn_trim.json")
     args = ap.parse_args()
 
+    import _wm811k_anomaly as wa
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from wafertk.anomaly.features_knn import FeatureKNNDetector
-    from wafertk.data import WaferSet, read_wafers
-    from wafertk.data.importers import read_npz_pack
-    from wafertk.data.splits import production_test_lots
     from wafertk.features.extract import extract_features
 
     t0 = time.perf_counter()
-    test_a = read_npz_pack(SHARED / "wm811k_test_a.npz")
-    lots = test_a.lot.astype(str)
-    prod = np.isin(lots, production_test_lots(lots))
-    test = test_a.take(np.flatnonzero(prod))
-    y_test = test.label_strings().astype(str) != "none"
-
-    # the training wafers of both settings, drawn as anomaly_wafers_baselines.py draws them
-    train = read_npz_pack(SHARED / "wm811k_train.npz")
-    demo = np.unique(read_wafers(ROOT / "data" / "wafers.h5").lot.astype(str))
-    rest_a = ~prod & ~np.isin(lots, demo)
-    both = WaferSet.concat([train, test_a.take(np.flatnonzero(rest_a))])
-    blots = both.lot.astype(str)
-    names = np.unique(blots)
-    val_lots = names[np.random.default_rng(args.seed).permutation(len(names))
-                     [:round(0.2 * len(names))]]
-    is_val = np.isin(blots, val_lots)
-    normal = both.label_strings().astype(str) == "none"
-    tr = np.flatnonzero(~is_val & normal)
-    train_a = both.take(tr[_subsample(len(tr), args.max_train, args.seed)])
-    unl = read_npz_pack(SHARED / "wm811k_unlabeled_200k.npz")
-    train_b = unl.take(_subsample(len(unl), args.max_train, args.seed))
+    pt = wa.production_test(seed=args.seed)
+    test, y_test = pt.test, pt.y
+    # the training wafers of both settings, drawn as the other anomaly benchmarks draw them
+    pool = wa.labelled_pool(pt, args.seed)
+    train_a = wa.setting_a_train(pool, args.max_train, args.seed)
+    train_b = wa.setting_b_train(args.max_train, args.seed)
     # validation: the Test A wafers among the validation lots (production-like)
-    va = np.flatnonzero(is_val & (np.arange(len(both)) >= len(train)))
-    val = both.take(va[_subsample(len(va), args.max_val, args.seed + 2)])
+    va = np.flatnonzero(pool.is_val & (np.arange(len(pool.wafers)) >= pool.n_training_partition))
+    val = pool.wafers.take(va[wa.subsample(len(va), args.max_val, args.seed + 2)])
     y_val = val.label_strings().astype(str) != "none"
     print(f"data ready in {time.perf_counter() - t0:.0f} s: validation {len(val)} wafers "
           f"({int(y_val.sum())} defective)", flush=True)

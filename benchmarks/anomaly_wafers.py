@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data" / "wm811k"
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 #: Each model's parameters here (--epochs overrides the epochs); wafers at 32x32, one-hot.
 MODELS: dict[str, dict] = {
@@ -79,12 +79,6 @@ def make(name: str, epochs: dict[str, int] | int | None, input_size: int, seed: 
     return cls(**fixed, **kw, input_size=input_size, random_state=seed)
 
 
-def _subsample(n: int, k: int | None, seed: int) -> np.ndarray:
-    if k is None or n <= k:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--settings", default="a,b")
@@ -103,11 +97,9 @@ def main() -> None:
                     "anomaly_wafers.json")
     args = ap.parse_args()
 
+    import _wm811k_anomaly as wa
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from wafertk.data import WaferSet, read_wafers
-    from wafertk.data.importers import read_npz_pack
-    from wafertk.data.splits import production_test_lots
     from wafertk.registry import load_model
 
     t0 = time.perf_counter()
@@ -116,12 +108,8 @@ def main() -> None:
     bad = [m for m in models if m not in MODELS] + [s for s in settings if s not in "ab"]
     if bad:
         raise SystemExit(f"unknown model or setting {bad[0]!r}")
-    test_a = read_npz_pack(SHARED / "wm811k_test_a.npz")
-    lots = test_a.lot.astype(str)
-    prod = np.isin(lots, production_test_lots(lots))
-    test = test_a.take(np.flatnonzero(prod))
-    test = test.take(_subsample(len(test), args.max_test, args.seed))
-    y_test = test.label_strings().astype(str) != "none"
+    pt = wa.production_test(args.max_test, args.seed)
+    test, y_test = pt.test, pt.y
     print(f"production test: {len(test)} wafers, {int(y_test.sum())} defective", flush=True)
 
     detector = load_model("detector", kind="cnn-detector")
@@ -137,30 +125,18 @@ def main() -> None:
 
     data: dict[str, dict] = {}
     if "a" in settings:
-        train = read_npz_pack(SHARED / "wm811k_train.npz")
-        demo = np.unique(read_wafers(ROOT / "data" / "wafers.h5").lot.astype(str))
-        keep = ~prod & ~np.isin(lots, demo)
-        both = WaferSet.concat([train, test_a.take(np.flatnonzero(keep))])
-        blots = both.lot.astype(str)
-        names = np.unique(blots)
-        val_lots = names[np.random.default_rng(args.seed).permutation(len(names))
-                         [:round(0.2 * len(names))]]
-        is_val = np.isin(blots, val_lots)
-        normal = both.label_strings().astype(str) == "none"
-        tr = np.flatnonzero(~is_val & normal)
-        tr = tr[_subsample(len(tr), args.max_train, args.seed)]
-        va = np.flatnonzero(is_val)
-        va = va[_subsample(len(va), None if args.max_train is None else args.max_train // 2,
-                           args.seed)]
-        xv = both.take(va)
-        data["a"] = {"train": both.take(tr), "X_val": xv,
+        pool = wa.labelled_pool(pt, args.seed)
+        va = np.flatnonzero(pool.is_val)
+        va = va[wa.subsample(len(va), None if args.max_train is None else args.max_train // 2,
+                          args.seed)]
+        xv = pool.wafers.take(va)
+        data["a"] = {"train": wa.setting_a_train(pool, args.max_train, args.seed), "X_val": xv,
                      "y_val": xv.label_strings().astype(str) != "none",
                      "what": "none wafers of the shipped models' training data (lot-disjoint "
                              "validation with labels)"}
     if "b" in settings:
-        unl = read_npz_pack(SHARED / "wm811k_unlabeled_200k.npz")
-        unl = unl.take(_subsample(len(unl), args.max_train, args.seed))
-        data["b"] = {"train": unl, "X_val": None, "y_val": None,
+        data["b"] = {"train": wa.setting_b_train(args.max_train, args.seed), "X_val": None,
+                     "y_val": None,
                      "what": "wm811k_unlabeled_200k.npz, no labels used"}
     print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
 

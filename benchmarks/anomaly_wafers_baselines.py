@@ -32,15 +32,9 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data" / "wm811k"
+sys.path.insert(0, str(ROOT / "benchmarks"))
 SETS = "density,radon,geometry,meta"
 K = 20
-
-
-def _subsample(n: int, k: int | None, seed: int) -> np.ndarray:
-    if k is None or n <= k:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
 
 
 def main() -> None:
@@ -54,34 +48,19 @@ def main() -> None:
                     default=ROOT / "benchmarks" / "results" / "anomaly_wafers_baselines.json")
     args = ap.parse_args()
 
+    import _wm811k_anomaly as wa
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from wafertk.data import WaferSet, read_wafers
-    from wafertk.data.importers import read_npz_pack
-    from wafertk.data.splits import production_test_lots
     from wafertk.features.extract import extract_features
 
     t0 = time.perf_counter()
-    test_a = read_npz_pack(SHARED / "wm811k_test_a.npz")
-    lots = test_a.lot.astype(str)
-    prod = np.isin(lots, production_test_lots(lots))
-    test = test_a.take(np.flatnonzero(prod))
-    y = test.label_strings().astype(str) != "none"
-
-    # setting (a)'s training wafers, drawn exactly as anomaly_wafers.py draws them
-    train = read_npz_pack(SHARED / "wm811k_train.npz")
-    demo = np.unique(read_wafers(ROOT / "data" / "wafers.h5").lot.astype(str))
-    both = WaferSet.concat([train, test_a.take(np.flatnonzero(~prod & ~np.isin(lots, demo)))])
-    blots = both.lot.astype(str)
-    names = np.unique(blots)
-    val_lots = names[np.random.default_rng(args.seed).permutation(len(names))
-                     [:round(0.2 * len(names))]]
-    is_val = np.isin(blots, val_lots)
-    normal = both.label_strings().astype(str) == "none"
-    tr = np.flatnonzero(~is_val & normal)
-    train_a = both.take(tr[_subsample(len(tr), args.max_train, args.seed)])
-    unl = read_npz_pack(SHARED / "wm811k_unlabeled_200k.npz")
-    train_b = unl.take(_subsample(len(unl), args.max_train, args.seed))
+    pt = wa.production_test(seed=args.seed)
+    test, y = pt.test, pt.y
+    # the training wafers of settings (a) and (b), drawn as anomaly_wafers.py draws them
+    pool = wa.labelled_pool(pt, args.seed)
+    both, is_val = pool.wafers, pool.is_val
+    train_a = wa.setting_a_train(pool, args.max_train, args.seed)
+    train_b = wa.setting_b_train(args.max_train, args.seed)
     print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
     def auc(s):
@@ -116,7 +95,7 @@ def main() -> None:
     iso = LatentHybridDetector(vae, detector="iforest", random_state=args.seed).fit(train_a)
     res["vae_latents_iforest_a"] = auc(iso.score_samples(test))
     lab = np.flatnonzero(~is_val)
-    lab = lab[_subsample(len(lab), args.n_labelled, args.seed + 1)]
+    lab = lab[wa.subsample(len(lab), args.n_labelled, args.seed + 1)]
     labelled = both.take(lab)
     hyb = LatentClassifierHybrid(vae, classifier="xgboost", random_state=args.seed, n_jobs=2)
     hyb.fit(labelled, labelled.label_strings().astype(str))
