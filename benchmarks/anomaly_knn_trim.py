@@ -12,9 +12,10 @@ set. This script measures whether that pays:
 2. **validation**: wafers of the validation lots of Test A (production-like lots outside the
    production test and outside the training lots; labels used only to score), ROC-AUC of
    defective vs ``none`` for each ``trim_fraction`` of the grid, per setting;
-3. the trim fraction of best validation AUC is chosen per setting (0 unless another beats it
-   by more than 0.002); the **production test** is scored with the untrimmed detector and
-   the chosen one only. Nothing is chosen on the production test.
+3. the trim fraction (and, with ``--k 5,10,20,50``, the number of neighbours) of best
+   validation AUC is chosen per setting (the default k=20 untrimmed unless another beats it
+   by more than 0.002); the **production test** is scored with the default and the chosen
+   detector only. Nothing is chosen on the production test.
 
 ``--max-train`` sets the training (reference) wafers per setting (default 6,000, as the
 baselines script; ``FeatureKNNDetector`` keeps up to 50,000). The detector is the library's
@@ -48,6 +49,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max-train", type=int, default=6000)
     ap.add_argument("--max-val", type=int, default=6000)
+    ap.add_argument("--k", default=str(K),
+                    help="neighbours: one value, or a comma-separated grid chosen on "
+                         "validation with the trim (e.g. 5,10,20,50)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path,
                     default=ROOT / "benchmarks" / "results" / "anomaly_knn_trim.json")
@@ -91,35 +95,45 @@ def main() -> None:
 
     res: dict = {}
     f_test = None
+    ks = [int(k) for k in args.k.split(",")]
+    combos = [(k, trim) for k in ks for trim in GRID]
+
+    def name(k, trim):  # one k: the keys of the earlier results ("0.1"); several: "k=5,0.1"
+        return str(trim) if len(ks) == 1 else f"k={k},{trim}"
+
+    default = (K if K in ks else ks[0], 0.0)
     for setting in ("a", "b"):
         grid = {}
-        for trim in GRID:
-            det = _Pre(feature_sets=SETS, k=K, trim_fraction=trim).fit(feats[setting])
-            grid[str(trim)] = {**auc(y_val, det.score_samples(feats["val"])),
-                               "n_trimmed": det.n_trimmed_}
-            print(f"({setting}) trim {trim}: validation AUC {grid[str(trim)]['roc_auc']:.4f}",
-                  flush=True)
-        best = max(GRID, key=lambda g: grid[str(g)]["roc_auc"])
-        if grid[str(best)]["roc_auc"] < grid["0.0"]["roc_auc"] + MIN_GAIN:
-            best = 0.0
-        entry = {"validation": grid, "chosen_trim_fraction": best}
+        for k, trim in combos:
+            det = _Pre(feature_sets=SETS, k=k, trim_fraction=trim).fit(feats[setting])
+            grid[name(k, trim)] = {**auc(y_val, det.score_samples(feats["val"])),
+                                   "n_trimmed": det.n_trimmed_}
+            print(f"({setting}) k {k} trim {trim}: validation AUC "
+                  f"{grid[name(k, trim)]['roc_auc']:.4f}", flush=True)
+        best = max(combos, key=lambda c: grid[name(*c)]["roc_auc"])
+        if grid[name(*best)]["roc_auc"] < grid[name(*default)]["roc_auc"] + MIN_GAIN:
+            best = default
+        entry = {"validation": grid, "chosen_k": best[0], "chosen_trim_fraction": best[1]}
         if f_test is None:
             t = time.perf_counter()
             f_test = np.asarray(extract_features(test, sets=list(SETS), n_jobs=1))
             feat_seconds += time.perf_counter() - t
-        for trim in sorted({0.0, best}):  # the untrimmed detector and the chosen one only
-            det = _Pre(feature_sets=SETS, k=K, trim_fraction=trim).fit(feats[setting])
-            entry[f"production_test_trim_{trim}"] = auc(y_test, det.score_samples(f_test))
+        for k, trim in sorted({default, best}):  # the default detector and the chosen one
+            det = _Pre(feature_sets=SETS, k=k, trim_fraction=trim).fit(feats[setting])
+            key = (f"production_test_trim_{trim}" if len(ks) == 1
+                   else f"production_test_k{k}_trim_{trim}")
+            entry[key] = auc(y_test, det.score_samples(f_test))
         res[setting] = entry
-        print(f"({setting}) chosen trim {best}", flush=True)
+        print(f"({setting}) chosen k {best[0]} trim {best[1]}", flush=True)
 
-    out = {"protocol": "features-knn (k=20, density/radon/geometry/meta), training wafers of "
-                       "settings (a)/(b) as anomaly_wafers_baselines.py; trim chosen on the "
-                       "validation lots of Test A; production test scored with trim 0 and the "
-                       "chosen trim only",
+    out = {"protocol": "features-knn (density/radon/geometry/meta), training wafers of "
+                       "settings (a)/(b) as anomaly_wafers_baselines.py; k and trim chosen on "
+                       "the validation lots of Test A; production test scored with the default "
+                       "(k=20, trim 0) and the chosen setting only",
            "command": "python benchmarks/anomaly_knn_trim.py " + " ".join(sys.argv[1:]),
            "n_train": args.max_train, "n_val": len(val), "n_val_defective": int(y_val.sum()),
            "n_test": len(test), "n_test_defective": int(y_test.sum()), "grid": list(GRID),
+           "k_grid": ks,
            "results": res, "features_seconds": round(feat_seconds, 1),
            "wall_seconds": round(time.perf_counter() - t0, 1),
            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
