@@ -173,10 +173,10 @@ def train(data_dir: Path, output: Path, validation, model, weights, config, epoc
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @output_option("Report folder: report.json/.md/.html, figures, predictions.csv.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True,
               help="Test-time augmentation: hflip averages each image with its mirror image "
-                   "(2x the work).")
+                   "(2x the work; each step runs 2x --batch-size images).")
 @quiet_option
 @handle_errors
 def evaluate(run: Path, data_dir: Path, output: Path, batch_size: int, tta: str,
@@ -208,10 +208,10 @@ def evaluate(run: Path, data_dir: Path, output: Path, batch_size: int, tta: str,
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option("CSV: file, class, probability, then p_<class> columns.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True,
               help="Test-time augmentation: hflip averages each image with its mirror image "
-                   "(2x the work).")
+                   "(2x the work; each step runs 2x --batch-size images).")
 @quiet_option
 @handle_errors
 def predict(run: Path, inputs: tuple[Path, ...], output: Path, batch_size: int, tta: str,

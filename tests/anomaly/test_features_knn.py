@@ -121,9 +121,23 @@ def test_trim_fraction_drops_the_contaminating_defects(data, tmp_path):
     det.save(tmp_path / "t")
     again = load_model(tmp_path / "t", kind="anomaly-detector")
     assert again.n_trimmed_ == 15 and again.trim_fraction == 0.2
-    for bad in (1.0, -0.1, True, "0.1"):
+    for bad in (1.0, -0.1, True, "0.1", float("nan")):
         with pytest.raises(WafertkError, match="trim_fraction must be in"):
             FeatureKNNDetector(trim_fraction=bad).fit(normal)
+    # numpy numbers are accepted; a trim never leaves fewer than 2 reference wafers, and k
+    # larger than what is left still scores
+    few = FeatureKNNDetector(feature_sets=("density",), k=20,
+                             trim_fraction=np.float64(0.9)).fit(normal.take(range(4)))
+    assert few.n_trimmed_ == 2 and len(few.reference_) == 2
+    assert np.isfinite(few.score_samples(test)).all()
+    # a model saved before trimming existed (no trim_fraction / n_trimmed) still loads
+    import json
+
+    man = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    del man["extra"]["params"]["trim_fraction"], man["extra"]["state"]["n_trimmed"]
+    (tmp_path / "t" / "manifest.json").write_text(json.dumps(man))
+    old = load_model(tmp_path / "t", kind="anomaly-detector")
+    assert old.trim_fraction == 0.0 and old.n_trimmed_ == 0
 
 
 def test_config_trim_fraction_reaches_features_knn():

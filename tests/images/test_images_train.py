@@ -227,6 +227,15 @@ def test_hflip_tta_is_the_mean_over_the_mirror_images(image_folder, tmp_path):
     np.testing.assert_allclose(pred.predict_proba(files, batch_size=4, tta="hflip"), want,
                                atol=1e-5)
     np.testing.assert_allclose(pred.predict_proba(files, batch_size=4), raw, atol=1e-5)
+    # fewer files than one batch
+    np.testing.assert_allclose(pred.predict_proba(files[:3], batch_size=64, tta="hflip"),
+                               want[:3], atol=1e-5)
+    # the flip is left-right (axis W of NHWC): an image made symmetric by hand gives
+    # the same output with and without it
+    sym = x[:1].copy()
+    sym[:, :, 8:] = sym[:, :, 7::-1]
+    np.testing.assert_allclose(pred.predict_proba(sym, tta="hflip"), pred.predict_proba(sym),
+                               atol=1e-6)
     ev = evaluate_images(run, train, tmp_path / "eval", batch_size=4, tta="hflip")
     assert ev["extra"]["tta"] == "hflip"
     with pytest.raises(WafertkError, match="unknown test-time augmentation 'rot4'"):
@@ -234,6 +243,7 @@ def test_hflip_tta_is_the_mean_over_the_mirror_images(image_folder, tmp_path):
     with pytest.raises(WafertkError, match="expected none or hflip"):
         predict_images(run, files, tmp_path / "p.csv", tta="vflip")
     assert not (tmp_path / "p.csv").exists()
+    assert predict_images(run, files[:2], tmp_path / "p.csv", tta="hflip")["tta"] == "hflip"
 
 
 def run_image_training_tiny(run, train):

@@ -50,7 +50,7 @@ from wafertk.anomaly.data import (
     global_contrast_normalization,
     wafer_inputs,
 )
-from wafertk.anomaly.evaluation import choose_threshold
+from wafertk.anomaly.evaluation import binary_labels, choose_threshold
 from wafertk.anomaly.features_knn import FeatureKNNDetector
 from wafertk.data.waferset import WaferSet
 from wafertk.errors import WafertkError
@@ -62,13 +62,7 @@ log = logging.getLogger(__name__)
 NORM_EVERY = 10
 
 
-def _binary(y, n: int, what: str = "y") -> np.ndarray:
-    t = np.asarray(y).reshape(-1)
-    if len(t) != n:
-        raise WafertkError(f"{what} has {len(t)} values for {n} samples")
-    if t.dtype.kind == "f" and not np.isfinite(t).all():
-        raise WafertkError(f"{what} holds NaN values")
-    return t.astype(bool)
+_binary = binary_labels  # the name the detectors below (and older callers) use
 
 
 _FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -232,3 +232,19 @@ def plot_latent(z: np.ndarray, labels, path: str | os.PathLike, *, method: str =
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return path
+
+
+def binary_labels(y, n: int, what: str = "y") -> np.ndarray:
+    """``y`` (``n`` values, 1/True = anomalous) as a bool array, or a one-line error.
+
+    Raises
+    ------
+    WafertkError
+        A length other than ``n``, or NaN among float labels.
+    """
+    t = np.asarray(y).reshape(-1)
+    if len(t) != n:
+        raise WafertkError(f"{what} has {len(t)} values for {n} samples")
+    if t.dtype.kind == "f" and not np.isfinite(t).all():
+        raise WafertkError(f"{what} holds NaN values")
+    return t.astype(bool)

@@ -16,6 +16,7 @@ features-knn``, ``anomaly score`` and ``detect --unsupervised`` use it alike. Sa
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from wafertk.anomaly.evaluation import choose_threshold
+from wafertk.anomaly.evaluation import binary_labels, choose_threshold
 from wafertk.data.waferset import WaferSet
 from wafertk.errors import ModelFileError, WafertkError
 
@@ -51,9 +52,12 @@ class FeatureKNNDetector(BaseEstimator):
     threshold_method : {"quantile", "f1"}, default "quantile"
     trim_fraction : float, default 0.0
         Robust fit for training data that holds unknown anomalies (an unlabeled archive):
-        leave out this share of the reference wafers, those of highest leave-one-out score
-        (mean distance to their ``k`` nearest other reference wafers), then standardise and
-        index the rest. 0 keeps every wafer.
+        leave out this share of the reference wafers (rounded up, at most all but 2), those of
+        highest leave-one-out score (mean distance to their ``k`` nearest other reference
+        wafers), then standardise and index the rest. 0 keeps every wafer. Without
+        validation wafers the threshold is the ``contamination`` quantile of the kept wafers'
+        leave-one-out scores, so on data like the training set about ``trim_fraction +
+        contamination`` of the wafers score above it.
     n_jobs : int, default 1
         Processes for the feature extraction.
     random_state : int, optional
@@ -136,19 +140,16 @@ class FeatureKNNDetector(BaseEstimator):
         -------
         self
         """
-        from wafertk.anomaly.estimators import _binary
-
         if not isinstance(self.k, (int, np.integer)) or isinstance(self.k, bool) or self.k < 1:
             raise WafertkError(f"k must be a positive integer, got {self.k!r}")
         trim = self.trim_fraction
-        if isinstance(trim, bool) or not isinstance(trim, (int, float, np.floating)) \
-                or not 0 <= trim < 1:
+        if isinstance(trim, bool) or not isinstance(trim, numbers.Real) or not 0 <= trim < 1:
             raise WafertkError(f"trim_fraction must be in [0, 1), got {trim!r}")
         t0 = time.perf_counter()
         f = self._features(X)
         idx = np.arange(len(f))  # rows of X still in the reference set
         if y is not None:
-            t = _binary(y, len(f))
+            t = binary_labels(y, len(f))
             if t.all():
                 raise WafertkError("no normal samples to train on: every training sample is "
                                    "labelled anomalous")
@@ -182,7 +183,7 @@ class FeatureKNNDetector(BaseEstimator):
         self.history_ = {}
         if X_val is not None and len(X_val):
             s = self._score_array(self._inputs(X_val))
-            yv = None if y_val is None else _binary(y_val, len(s), "y_val")
+            yv = None if y_val is None else binary_labels(y_val, len(s), "y_val")
             method = self.threshold_method
             if method != "quantile" and (yv is None or yv.all() or not yv.any()):
                 method = "quantile"

@@ -74,6 +74,9 @@ def predict_proba_files(model, files: list[str], image_size: int, *,
 
         ds = ds.map(lambda x: tf.concat([x, tf.reverse(x, axis=[2])], axis=0))
         raw = np.asarray(model.predict(ds, verbose=0), np.float64)
+        if len(raw) != 2 * len(files):  # the [batch, mirrored batch] layout was not kept
+            raise WafertkError(f"hflip test-time augmentation got {len(raw)} outputs for "
+                               f"{len(files)} images (expected {2 * len(files)})")
         return _as_two_columns(_mean_of_halves(raw, batch_size, len(files)), n_classes)
     return _as_two_columns(model.predict(ds, verbose=0), n_classes)
 
@@ -272,7 +275,7 @@ def predict_images(run_dir: str | os.PathLike, inputs: list[str | os.PathLike],
     Returns
     -------
     dict
-        ``n`` predicted, ``skipped``, ``counts`` per predicted class.
+        ``n`` predicted, ``skipped``, ``tta``, ``counts`` per predicted class.
     """
     from wafertk.images.data import _readable
     from wafertk.registry import load_model
@@ -294,7 +297,7 @@ def predict_images(run_dir: str | os.PathLike, inputs: list[str | os.PathLike],
     with atomic_path(out_csv) as tmp:
         write_predictions(tmp, files, proba, classes)
     best = np.argmax(proba, axis=1)
-    return {"n": len(files), "skipped": skipped,
+    return {"n": len(files), "skipped": skipped, "tta": tta,
             "counts": {c: int((best == i).sum()) for i, c in enumerate(classes)}}
 
 
