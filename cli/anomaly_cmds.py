@@ -30,7 +30,7 @@ OVERRIDES = {"--model": "model.name", "--epochs": "train.epochs",
              "--attention/--no-attention": "model.attention",
              "--normal-class": "data.normal_class", "--train-on": "data.train_on",
              "--centre-weights": "model.centre_weights", "--transforms": "model.transforms",
-             "--max-train": "data.max_train"}
+             "--max-train": "data.max_train", "--trim-fraction": "train.trim_fraction"}
 MODEL_CHOICES = MODEL_NAMES
 
 
@@ -81,11 +81,15 @@ def anomaly_group() -> None:
 @click.option("--centre-weights", help="ocvae: comma-separated weights, e.g. 0.1,1,10.")
 @click.option("--transforms", help="rotation: comma-separated, of rotate, flip, translate.")
 @click.option("--max-train", type=int, help="At most this many training samples.")
+@click.option("--trim-fraction", type=float,
+              help="Robust training on data holding anomalies: share of each batch (highest "
+                   "loss) left out; features-knn: of the training wafers. Overrides "
+                   "train.trim_fraction.")
 @quiet_option
 @handle_errors
 def train(data: Path, output: Path, model, config, epochs, batch_size, seed, input_size,
           latent_dim, attention, normal_class, train_on, centre_weights, transforms,
-          max_train, quiet: bool) -> None:
+          max_train, trim_fraction, quiet: bool) -> None:
     """Train an anomaly detector on DATA (a wafers.h5, an image folder or an .npy array).
 
     Wafers: trained on the normal wafers ('none') of the training lots where labels exist,
@@ -98,6 +102,7 @@ def train(data: Path, output: Path, model, config, epochs, batch_size, seed, inp
       wafertk anomaly train --model vae wafers.h5 -o runs/vae
       wafertk anomaly train --model ocvae --centre-weights 0.1,1,10 wafers.h5 -o runs/ocvae
       wafertk anomaly train --model deep-svdd cifar10/train --normal-class cat -o runs/cat
+      wafertk anomaly train --model features-knn archive.h5 --trim-fraction 0.1 -o runs/knn
     """
     from wafertk.anomaly.config import AnomalyConfig
     from wafertk.config import load_config
@@ -109,7 +114,8 @@ def train(data: Path, output: Path, model, config, epochs, batch_size, seed, inp
               "--seed": seed, "--input-size": input_size, "--latent-dim": latent_dim,
               "--attention/--no-attention": attention, "--normal-class": normal_class,
               "--train-on": train_on, "--centre-weights": _list(centre_weights, float),
-              "--transforms": _list(transforms), "--max-train": max_train}
+              "--transforms": _list(transforms), "--max-train": max_train,
+              "--trim-fraction": trim_fraction}
     cfg = load_config(AnomalyConfig, config,
                       {OVERRIDES[flag]: v for flag, v in values.items()},
                       labels={key: flag for flag, key in OVERRIDES.items()})

@@ -120,3 +120,21 @@ def test_bad_input_is_one_line_before_tensorflow(labelled, tmp_path):
     fails_before_tensorflow("anomaly", "train", tmp_path / "missing.h5", "-o", tmp_path / "r",
                             needles=["missing.h5", "no such file"])
     assert not (tmp_path / "r").exists()
+
+
+def test_features_knn_trim_fraction_flag(labelled, tmp_path):
+    """--trim-fraction reaches features-knn (recorded in config and manifest); out of range
+    is one line naming the flag, before TensorFlow."""
+    run = tmp_path / "knn"
+    r = wafertk("anomaly", "train", "--model", "features-knn", labelled, "-o", run,
+                "--trim-fraction", "0.1")
+    assert r.returncode == 0, r.stderr
+    assert "trimmed" in r.stderr and "tensorflow" not in r.stderr.lower(), r.stderr
+    assert "trim_fraction: 0.1" in (run / "config.yaml").read_text()
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["extra"]["params"]["trim_fraction"] == 0.1
+    assert man["extra"]["state"]["n_trimmed"] > 0
+    fails_before_tensorflow("anomaly", "train", "--model", "features-knn", labelled, "-o",
+                            tmp_path / "bad", "--trim-fraction", "0.7",
+                            needles=("--trim-fraction",))
+    assert not (tmp_path / "bad").exists()
