@@ -169,14 +169,20 @@ def train(data_dir: Path, output: Path, validation, model, weights, config, epoc
                  f"({report['evaluated_on']})", t0)
 
 
+#: --tta of evaluate and predict (wafertk.images.predict.IMAGE_TTA; not imported here: the
+#: command line starts without TensorFlow)
+_tta_option = click.option(
+    "--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True,
+    help="Test-time augmentation: hflip averages each image with its mirror image (2x the "
+         "work; each step runs 2x --batch-size images).")
+
+
 @images_group.command("evaluate", short_help="Evaluation report of a run on an image folder.")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @output_option("Report folder: report.json/.md/.html, figures, predictions.csv.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True,
-              help="Test-time augmentation: hflip averages each image with its mirror image "
-                   "(2x the work; each step runs 2x --batch-size images).")
+@_tta_option
 @quiet_option
 @handle_errors
 def evaluate(run: Path, data_dir: Path, output: Path, batch_size: int, tta: str,
@@ -209,9 +215,7 @@ def evaluate(run: Path, data_dir: Path, output: Path, batch_size: int, tta: str,
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option("CSV: file, class, probability, then p_<class> columns.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True,
-              help="Test-time augmentation: hflip averages each image with its mirror image "
-                   "(2x the work; each step runs 2x --batch-size images).")
+@_tta_option
 @quiet_option
 @handle_errors
 def predict(run: Path, inputs: tuple[Path, ...], output: Path, batch_size: int, tta: str,

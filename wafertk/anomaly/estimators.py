@@ -62,9 +62,6 @@ log = logging.getLogger(__name__)
 NORM_EVERY = 10
 
 
-_binary = binary_labels  # the name the detectors below (and older callers) use
-
-
 _FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -221,7 +218,7 @@ class BaseDeepDetector(BaseEstimator):
         """
         x = self._inputs(X, fitting=True)
         if y is not None:
-            t = _binary(y, len(x))
+            t = binary_labels(y, len(x))
             if t.all():
                 raise WafertkError("no normal samples to train on: every training sample is "
                                    "labelled anomalous")
@@ -236,7 +233,7 @@ class BaseDeepDetector(BaseEstimator):
         xv = yv = None
         if X_val is not None:
             xv = self._inputs(X_val, check=False)
-            yv = None if y_val is None else _binary(y_val, len(xv), "y_val")
+            yv = None if y_val is None else binary_labels(y_val, len(xv), "y_val")
         self._rng = np.random.default_rng(self.random_state)
         self.history_ = {}
         t0 = time.perf_counter()
@@ -1109,7 +1106,7 @@ class LatentHybridDetector(BaseEstimator):
 
         z = self.encoder.transform(X).astype(np.float64)
         if y is not None:
-            t = _binary(y, len(z))
+            t = binary_labels(y, len(z))
             if t.all():
                 raise WafertkError("no normal samples to train on: every training sample is "
                                    "labelled anomalous")

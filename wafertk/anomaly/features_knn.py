@@ -167,7 +167,7 @@ class FeatureKNNDetector(BaseEstimator):
         self.n_trimmed_ = 0
         self.trimmed_index_ = np.zeros(0, np.int64)
         n_drop = min(int(np.ceil(float(trim) * len(f) - 1e-9)), len(f) - 2)
-        if trim and n_drop > 0:
+        if n_drop > 0:  # trim 0 drops none
             # robust fit: the wafers farthest from their own neighbours are the likeliest
             # anomalies of an unlabeled training set; drop them, then standardise the rest
             loo = self._score_array(self.reference_, loo=True)
