@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wafertk.anomaly.features_knn import FeatureKNNDetector
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "wm811k"
 
@@ -93,3 +95,11 @@ def setting_b_train(max_train: int | None, seed: int = 0):
 
     unl = read_npz_pack(SHARED / "wm811k_unlabeled_200k.npz")
     return unl.take(subsample(len(unl), max_train, seed))
+
+
+class PrecomputedFeatureKNN(FeatureKNNDetector):
+    """The library's ``features-knn`` detector on features extracted once beforehand:
+    ``X`` is the feature matrix (``extract_features`` of the wafers) instead of wafers."""
+
+    def _features(self, X):
+        return np.asarray(X, np.float64)

@@ -60,7 +60,7 @@ def main() -> None:
     import _wm811k_anomaly as wa
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from wafertk.anomaly.features_knn import FeatureKNNDetector
+    from wafertk._atomic import atomic_path
     from wafertk.features.extract import extract_features
 
     t0 = time.perf_counter()
@@ -83,12 +83,6 @@ def main() -> None:
     feat_seconds = time.perf_counter() - t
     print(f"features in {feat_seconds:.0f} s", flush=True)
 
-    class _Pre(FeatureKNNDetector):
-        """Features already extracted: ``X`` is the feature matrix."""
-
-        def _features(self, X):
-            return np.asarray(X, np.float64)
-
     def auc(y, s):
         return {"roc_auc": round(float(roc_auc_score(y, s)), 4),
                 "pr_auc": round(float(average_precision_score(y, s)), 4)}
@@ -103,9 +97,10 @@ def main() -> None:
 
     default = (K if K in ks else ks[0], 0.0)
     for setting in ("a", "b"):
-        grid = {}
+        grid, fitted = {}, {}
         for k, trim in combos:
-            det = _Pre(feature_sets=SETS, k=k, trim_fraction=trim).fit(feats[setting])
+            det = fitted[k, trim] = wa.PrecomputedFeatureKNN(
+                feature_sets=SETS, k=k, trim_fraction=trim).fit(feats[setting])
             grid[name(k, trim)] = {**auc(y_val, det.score_samples(feats["val"])),
                                    "n_trimmed": det.n_trimmed_}
             print(f"({setting}) k {k} trim {trim}: validation AUC "
@@ -119,10 +114,9 @@ def main() -> None:
             f_test = np.asarray(extract_features(test, sets=list(SETS), n_jobs=1))
             feat_seconds += time.perf_counter() - t
         for k, trim in sorted({default, best}):  # the default detector and the chosen one
-            det = _Pre(feature_sets=SETS, k=k, trim_fraction=trim).fit(feats[setting])
             key = (f"production_test_trim_{trim}" if len(ks) == 1
                    else f"production_test_k{k}_trim_{trim}")
-            entry[key] = auc(y_test, det.score_samples(f_test))
+            entry[key] = auc(y_test, fitted[k, trim].score_samples(f_test))
         res[setting] = entry
         print(f"({setting}) chosen k {best[0]} trim {best[1]}", flush=True)
 
@@ -139,9 +133,8 @@ def main() -> None:
            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    tmp.replace(args.out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(out, indent=2) + "\n")
     print(f"-> {args.out}")
 
 

@@ -70,17 +70,9 @@ def main() -> None:
     res: dict = {}
     t = time.perf_counter()
     f_test = np.asarray(extract_features(test, sets=SETS, n_jobs=1))
-    from wafertk.anomaly.features_knn import FeatureKNNDetector
-
-    class _Pre(FeatureKNNDetector):
-        """The library detector on features already extracted (``X`` is the matrix)."""
-
-        def _features(self, X):
-            return np.asarray(X, np.float64)
-
     for name, tw in (("a", train_a), ("b", train_b)):
         f_tr = np.asarray(extract_features(tw, sets=SETS, n_jobs=1))
-        det = _Pre(feature_sets=tuple(SETS.split(",")), k=K).fit(f_tr)
+        det = wa.PrecomputedFeatureKNN(feature_sets=tuple(SETS.split(",")), k=K).fit(f_tr)
         res[f"features_knn_{name}"] = {**auc(det.score_samples(f_test)), "n_train": len(tw)}
         print(f"({name}) features + kNN: AUC {res[f'features_knn_{name}']['roc_auc']:.4f}",
               flush=True)

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
                     default=ROOT / "benchmarks" / "results" / "image_tta.json")
     args = ap.parse_args(argv)
 
+    from wafertk._atomic import atomic_path
     from wafertk.images.predict import evaluate_images
     from wafertk.registry import load_model
 
@@ -87,9 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results[args.name] = entry
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(args.out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
     print(f"-> {args.out}")
 
 
