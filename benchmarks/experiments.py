@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(os.environ.get("WORK", "/tmp/wafertk-shipped"))
 RESULTS = ROOT / "benchmarks" / "results" / "experiments.json"
 KINDS = ("cnn-classifier", "xgboost-classifier", "ensemble-classifier")
+DETECTOR_KINDS = ("cnn-detector", "ensemble-detector")
 CONFIGS = {"detector": ROOT / "configs" / "detector.yaml",
            "classifier": ROOT / "configs" / "classifier.yaml"}
 
@@ -56,6 +57,19 @@ def predict(model, ws, tta: str | None) -> np.ndarray:
     if tta:
         model.tta = tta
     return np.asarray(model.predict_proba(ws), np.float64)
+
+
+def p_defective(model, ws, tta: str | None) -> np.ndarray:
+    """P(defective) of each wafer: a detector's second column (a CNN or ensemble detector,
+    an XGBoost trained with ``--classes binary``), else 1 - P(none) of a classifier over all 9
+    classes (``data.classes=all`` / ``--classes all``)."""
+    classes = [str(c) for c in model.classes_]
+    if classes == ["good", "defective"]:  # a detector (CNN, ensemble, binary XGBoost)
+        return predict(model, ws, tta if hasattr(model, "tta") else None)[:, 1]
+    if "none" not in classes:
+        raise SystemExit(f"{model!r} has no 'none' class: it cannot score detection")
+    return 1.0 - predict(model, ws, tta if hasattr(model, "tta") else None)[
+        :, classes.index("none")]
 
 
 def detector_figures(y: np.ndarray, p: np.ndarray) -> dict:
@@ -88,12 +102,16 @@ def score(model_path, task: str, tta: str | None = None, detector=None) -> dict:
     labels = ws.label_strings().astype(str)
     t0 = time.perf_counter()
     if task == "detector":
-        det = load_model(model_path, kind="cnn-detector")
-        figs = detector_figures((labels != "none").astype(int), predict(det, ws, tta)[:, 1])
+        # one model, or the mean of several models' P(defective) (a 9-class model's is
+        # 1 - P(none)), nothing fitted
+        paths = model_path if isinstance(model_path, list) else [model_path]
+        p = np.mean([p_defective(load_model(m, kind=DETECTOR_KINDS + KINDS), ws, tta)
+                     for m in paths], axis=0)
+        figs = detector_figures((labels != "none").astype(int), p)
     elif task == "two-phase":
         from wafertk.inspect.model import TwoPhaseClassifier
 
-        pipe = TwoPhaseClassifier(load_model(detector or "detector", kind="cnn-detector"),
+        pipe = TwoPhaseClassifier(load_model(detector or "detector", kind=DETECTOR_KINDS),
                                   load_model(model_path, kind=KINDS))
         pred = np.asarray(pipe.predict_columns(ws)["pattern"]).astype(str)
         classes = sorted(set(labels))
@@ -194,7 +212,8 @@ def main() -> int:
     s.add_argument("--task", choices=["detector", "classifier", "two-phase", "stack"],
                    required=True)
     s.add_argument("--model", required=True, action="append",
-                   help="a model folder or shipped name; stack: give it twice or more")
+                   help="a model folder or shipped name; stack, detector: give it twice or "
+                        "more for the mean of the models' probabilities")
     s.add_argument("--detector", default=None)
     s.add_argument("--tta", default=None)
     s.add_argument("--note", default="")
@@ -215,7 +234,8 @@ def main() -> int:
             record(f"{args.name}+{args.tta}", dict(entry, figures=score(out, args.task,
                                                                        tta=args.tta)))
     else:
-        model = args.model if args.task == "stack" else args.model[0]
+        model = (args.model if args.task == "stack"
+                 or (args.task == "detector" and len(args.model) > 1) else args.model[0])
         figs = score(model, args.task, args.tta, args.detector)
         record(args.name, {"task": args.task, "model": str(model), "figures": figs,
                            "note": args.note})

@@ -68,12 +68,12 @@ def calibrate(model, wafers, output, target_recall, min_precision, max_error, co
     check_unit_interval(max_error, "--max-error", open_low=False, open_high=True)
     check_unit_interval(coverage, "--coverage", open_low=True, open_high=True)
     from wafertk.data.h5 import WaferFile
-    from wafertk.models.manifest import load_manifest
+    from wafertk.models.manifest import DETECTOR_KINDS, load_manifest
     from wafertk.registry import resolve_model
 
     WaferFile(wafers).close()
-    load_manifest(resolve_model(model), ("cnn-detector", "cnn-classifier",
-                                         "xgboost-classifier", "ensemble-classifier"))
+    load_manifest(resolve_model(model), DETECTOR_KINDS + (
+        "cnn-classifier", "xgboost-classifier", "ensemble-classifier"))
     import_tensorflow()
     from wafertk.calibrate import calibrate_model
 

@@ -74,7 +74,7 @@ def models(pattern: str) -> None:
                    "docs/production.md.")
 
 
-@click.command("ensemble", short_help="Combine pattern classifiers (mean of probabilities).")
+@click.command("ensemble", short_help="Combine classifiers or detectors (mean of probabilities).")
 @click.argument("members", nargs=-1, required=True)
 @output_option("New ensemble model folder (written atomically).")
 @click.option("--weight", "weights", type=float, multiple=True,
@@ -82,32 +82,38 @@ def models(pattern: str) -> None:
 @quiet_option
 @handle_errors
 def ensemble(members, output, weights, quiet) -> None:
-    """Combine pattern classifiers MEMBERS (folders or shipped names) into one model.
+    """Combine pattern classifiers or detectors MEMBERS (folders or shipped names) into one
+    model.
 
     The ensemble's probabilities are the weighted mean of its members' (same classes, same
-    order); the members are copied into the new folder. Use it as --classifier, and refit its
-    review level and conformal sets on your labelled wafers with wafertk calibrate.
+    order); the members are copied into the new folder. Pattern classifiers make a phase-2
+    model (use it as --classifier, refit its review level and conformal sets with wafertk
+    calibrate); detectors (CNN detectors, XGBoost trained with --classes binary) make a
+    phase-1 model (use it as --detector, refit its temperature and threshold with wafertk
+    calibrate).
 
     \b
-    Example:
+    Examples:
       wafertk ensemble classifier xgboost -o models/cnn+xgb
       wafertk calibrate models/cnn+xgb fab.h5 -o models/cnn+xgb-fab --detector detector
+      wafertk ensemble runs/detector runs/xgb-detector -o models/det+xgb
+      wafertk calibrate models/det+xgb fab.h5 -o models/det+xgb-fab --min-precision 0.8
     """
     import time
 
     from wafertk.errors import WafertkError
-    from wafertk.models.ensemble import MEMBER_KINDS, build_ensemble
+    from wafertk.models.ensemble import DETECTOR_MEMBER_KINDS, MEMBER_KINDS, build_ensemble
     from wafertk.models.manifest import load_manifest
     from wafertk.registry import resolve_model
 
     t0 = time.perf_counter()
     check_output(output, folder=True, marker="manifest.json")
     if len(members) < 2:
-        raise WafertkError("an ensemble needs at least two classifiers")
+        raise WafertkError("an ensemble needs at least two models")
     if weights and len(weights) != len(members):
         raise WafertkError(f"--weight given {len(weights)} times for {len(members)} members")
     for m in members:
-        load_manifest(resolve_model(m), MEMBER_KINDS)
+        load_manifest(resolve_model(m), MEMBER_KINDS + DETECTOR_MEMBER_KINDS)
     import_tensorflow()
     build_ensemble(members, output, weights=list(weights) or None)
     w = list(weights) or [1.0] * len(members)

@@ -31,8 +31,9 @@ from ._common import (
 @click.option("--config", "config",
               help="Packaged config name or YAML path (default: the packaged config "
                    "'xgboost', the shipped model's recipe).")
-@click.option("--classes", type=click.Choice(["defects", "all"]),
-              help="Override classes: the 8 defect patterns or all 9 classes.")
+@click.option("--classes", type=click.Choice(["defects", "all", "binary"]),
+              help="Override classes: the 8 defect patterns, all 9 classes, or good vs "
+                   "defective (a phase-1 detector, e.g. for 'wafertk ensemble').")
 @click.option("--seed", type=int, help="Override seed (split and XGBoost).")
 @click.option("--jobs", "-j", "jobs", type=int, help="Override n_jobs.")
 @scheduler_option

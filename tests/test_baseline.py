@@ -129,3 +129,31 @@ def test_split_is_the_cnn_validation_split_restricted_to_the_classes():
     assert "none" not in set(val.label_strings()) | set(train.label_strings())
     assert not set(train.lot) & set(val.lot)
     assert len(train) + len(val) == int(np.isin(labels, DEFECT_CLASSES).sum())
+
+
+def test_train_xgboost_binary_is_a_detector(tmp_path):
+    """classes: binary trains good (label none) vs defective (any pattern) on the same split."""
+    from wafertk.baseline import split_for_training
+
+    ws = make_wafers(200, n_lots=20, random_state=6)
+    cfg = XGBoostTrainConfig(classes="binary", feature_sets=["density", "geometry", "meta"],
+                             n_estimators=8, early_stopping_rounds=3, class_weight=None,
+                             n_jobs=1)
+    labels = ws.label_strings().astype(str)
+    target = cfg.target_labels(labels)
+    assert set(target) == {"good", "defective"}
+    assert ((target == "good") == (labels == "none")).all()
+    np.testing.assert_array_equal(XGBoostTrainConfig().target_labels(labels), labels)
+    # every labelled wafer is kept, and the lots are those of the 9-class split
+    train, val = split_for_training(ws, cfg)
+    train9, val9 = split_for_training(ws, XGBoostTrainConfig(classes="all"))
+    assert list(val.wafer_id) == list(val9.wafer_id) and len(train) + len(val) == 200
+    out = train_xgboost(ws, tmp_path / "run", cfg)
+    clf = load_predictor(out)
+    assert list(clf.classes_) == ["good", "defective"]
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["metrics"]["classes"] == ["good", "defective"]
+    p = clf.predict_proba(val)[:, 1]
+    # it learnt something: defective validation wafers score higher than good ones
+    yv = val.label_strings().astype(str) != "none"
+    assert p[yv].mean() > p[~yv].mean()

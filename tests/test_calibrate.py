@@ -80,7 +80,7 @@ def test_calibrated_detector_folder(labelled, tmp_path):
     assert cal["wafers"] == len(ws) and cal["rule"] == "precision" and cal["rule_value"] == 0.7
     assert cal["prevalence"] == pytest.approx((ws.label_strings() != "none").mean())
     # the new model applies its new temperature and threshold: figures recomputed from it
-    det = load_model(tmp_path / "det", kind="cnn-detector")
+    det = load_model(tmp_path / "det", kind="ensemble-detector")  # the shipped detector
     y = (ws.label_strings() != "none").astype(int)
     p = det.predict_proba(ws)[:, 1]
     prec, rec = _figures(y, p, det.threshold)
@@ -108,9 +108,10 @@ def test_calibrated_classifier_review_level(labelled, tmp_path):
 def test_calibrated_detector_with_tta(labelled, tmp_path):
     """--tta: the new folder applies the augmentation, fitted on the augmented outputs."""
     ws, path = labelled
-    shipped = load_model("detector", kind="cnn-detector").tta
+    shipped = load_model("detector-fast", kind="cnn-detector").tta
     tta = "flip" if shipped != "flip" else "rot4"
-    res = calibrate_model("detector", path, tmp_path / "det", min_precision=0.7, tta=tta)
+    res = calibrate_model("detector-fast", path, tmp_path / "det", min_precision=0.7,
+                          tta=tta)
     assert res.changes["tta"] == (shipped, tta)
     det = load_model(tmp_path / "det", kind="cnn-detector")
     assert det.tta == tta
@@ -119,8 +120,10 @@ def test_calibrated_detector_with_tta(labelled, tmp_path):
     assert (prec, rec) == pytest.approx((res.after["precision"], res.after["recall"]))
     with pytest.raises(WafertkError, match="not to xgboost-classifier"):
         calibrate_model("xgboost", path, tmp_path / "x", tta="d4")
+    with pytest.raises(WafertkError, match="not to ensemble-detector"):  # its CNN has its own
+        calibrate_model("detector", path, tmp_path / "x", tta="d4")
     with pytest.raises(WafertkError, match="unknown test-time augmentation"):
-        calibrate_model("detector", path, tmp_path / "x", tta="d8")
+        calibrate_model("detector-fast", path, tmp_path / "x", tta="d8")
     assert not (tmp_path / "x").exists()
 
 

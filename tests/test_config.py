@@ -147,8 +147,9 @@ def test_packaged_configs_by_name():
     from wafertk.training.config import CnnTrainConfig
 
     known = packaged_configs()
-    assert set(known) == {"detector", "classifier", "classifier_transfer", "xgboost", "anomaly",
-                          "images", "images_cifar10", "images_catsdogs", "sweep"}
+    assert set(known) == {"detector", "classifier", "classifier_transfer", "xgboost",
+                          "xgboost_detector", "anomaly", "images", "images_cifar10",
+                          "images_catsdogs", "sweep"}
     assert resolve_config("detector") == known["detector"]
     assert resolve_config("runs/detector.yaml").name == "detector.yaml"  # a path stays a path
     with pytest.raises(UnknownNameError, match="did you mean 'detector'"):
@@ -157,6 +158,7 @@ def test_packaged_configs_by_name():
     assert det.model.architecture == "wafer_cnn_detector" and det.model.conv_filters == [8, 16, 32]
     assert load_config(CnnTrainConfig, "classifier").model.architecture == "wafer_cnn_classifier"
     assert load_config(XGBoostTrainConfig, "xgboost").classes == "defects"
+    assert load_config(XGBoostTrainConfig, "xgboost_detector").classes == "binary"
     transfer = load_config(CnnTrainConfig, "classifier_transfer")
     assert transfer.model.architecture == "wafer_transfer_classifier"
     assert transfer.model.backbone_name == "squeezenet" and transfer.model.weights is None
@@ -171,6 +173,7 @@ def test_packaged_configs_are_the_benchmark_recipes():
     root = Path(__file__).resolve().parents[1]
     script = (root / "benchmarks" / "train_shipped.sh").read_text()
     assert "--config" not in script or "--config \"$task\"" in script
+    assert "--config xgboost_detector" in script  # the XGBoost member of the shipped detector
     for name, path in packaged_configs().items():
         assert path.read_bytes() == (root / "configs" / f"{name}.yaml").read_bytes()
 

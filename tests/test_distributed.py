@@ -33,7 +33,7 @@ from wafertk.errors import WaferFileError, WafertkError
 from wafertk.inspect import DEFAULT_DETECTOR
 
 distributed = pytest.importorskip("distributed")
-HAS_MODELS = (DEFAULT_DETECTOR / "model.keras").is_file()
+HAS_MODELS = (DEFAULT_DETECTOR / "manifest.json").is_file()
 
 
 # ------------------------------------------------------------------------------- no cluster

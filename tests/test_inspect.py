@@ -23,7 +23,7 @@ from wafertk.inspect import (
 
 pytestmark = pytest.mark.tf
 
-if not (DEFAULT_DETECTOR / "model.keras").is_file():
+if not (DEFAULT_DETECTOR / "manifest.json").is_file():
     pytest.skip("shipped models not present", allow_module_level=True)
 
 
@@ -99,7 +99,7 @@ def _copy_model(src, dst):
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "truncated", "wrong_kind",
-                                  "wrong_size"])
+                                  "wrong_size", "corrupt_member", "corrupt_xgb_member"])
 def test_bad_models_give_one_error_and_nothing_in_out(case, wafers, tmp_path):
     _, path = wafers
     det = tmp_path / "det"
@@ -107,8 +107,13 @@ def test_bad_models_give_one_error_and_nothing_in_out(case, wafers, tmp_path):
         det = tmp_path / "nope"
     elif case == "wrong_kind":
         det = _copy_model(DEFAULT_CLASSIFIER, det)
-    else:
+    elif case in ("corrupt_member", "corrupt_xgb_member"):  # the shipped ensemble detector
         _copy_model(DEFAULT_DETECTOR, det)
+        member = "0-cnn-detector/model.keras" if case == "corrupt_member" \
+            else "1-xgboost-classifier/model.json"
+        (det / "members" / member).write_bytes(b"not a model file")
+    else:
+        _copy_model(DEFAULT_DETECTOR.parent / "detector-fast", det)  # a CNN detector
         model = det / "model.keras"
         if case == "corrupt":
             model.write_bytes(b"not a keras file at all")
@@ -124,7 +129,8 @@ def test_bad_models_give_one_error_and_nothing_in_out(case, wafers, tmp_path):
     assert "\n" not in msg
     expect = {"missing": "no such model", "corrupt": "corrupt model file",
               "truncated": "corrupt model file", "wrong_kind": "wrong kind",
-              "wrong_size": "input"}[case]
+              "wrong_size": "input", "corrupt_member": "corrupt model file",
+              "corrupt_xgb_member": "model.json"}[case]
     assert expect in msg
     assert not (tmp_path / "out").exists()
 

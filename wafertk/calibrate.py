@@ -5,9 +5,10 @@ it was trained with. A fab's wafers differ (defect rate, products, labelling con
 first thing a new fab does is to refit them on a few hundred of its own labelled wafers, at its
 own prevalence, into a new model folder (the network itself is not changed):
 
-* detector (``cnn-detector``): the temperature (negative log-likelihood on these wafers), then
-  the decision threshold on the recalibrated P(defective) by one rule: the highest F1 (default),
-  the highest threshold reaching a target recall, or the highest recall at a minimum precision;
+* detector (``cnn-detector``, ``ensemble-detector``): the temperature (negative
+  log-likelihood on these wafers), then the decision threshold on the recalibrated
+  P(defective) by one rule: the highest F1 (default), the highest threshold reaching a target
+  recall, or the highest recall at a minimum precision;
 * pattern classifier (``cnn-classifier``; ``xgboost-classifier`` has no temperature): the
   temperature on the wafers whose label is one of its classes, then the review level: the
   lowest confidence at which the wafers accepted automatically (confidence at or above it) have
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from wafertk.errors import WaferFileError, WafertkError
+from wafertk.models.manifest import DETECTOR_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +195,7 @@ def _pipeline_review_level(folder: Path, detector, ws, labels: np.ndarray, extra
     from wafertk.inspect.model import TwoPhaseClassifier
     from wafertk.registry import load_model
 
-    det = load_model(detector, kind="cnn-detector")
+    det = load_model(detector, kind=DETECTOR_KINDS)
     clf = load_model(folder, kind=CLASSIFIER_KINDS)
     pipe = TwoPhaseClassifier(det, clf, review_below=0.0)
     cols = pipe.predict_columns(ws, batch_size=batch_size)
@@ -284,7 +286,7 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
     if rule not in RULES:
         raise WafertkError(f"unknown threshold rule {rule!r}: expected {', '.join(RULES)}")
     src = resolve_model(model)
-    predictor = load_model(src, kind=("cnn-detector",) + CLASSIFIER_KINDS)
+    predictor = load_model(src, kind=DETECTOR_KINDS + CLASSIFIER_KINDS)
     man = load_manifest(src)
     if tta is not None:
         from wafertk.models.predictors import check_tta
@@ -302,7 +304,7 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
     has_t = hasattr(predictor, "temperature")
     t_old = float(getattr(predictor, "temperature", 1.0) or 1.0)
 
-    if man.kind == "cnn-detector":
+    if man.kind in DETECTOR_KINDS:
         y = (labels != "none").astype(np.int64)
         if len(ws) < MIN_WAFERS or y.sum() < 5 or (1 - y).sum() < 5:
             raise WaferFileError(wafers, f"too few wafers to calibrate a detector ({len(ws)} "
@@ -356,8 +358,8 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         prevalence = None
     extra["calibration"] = {
         "data": os.path.abspath(os.fspath(wafers)), "wafers": int(len(ws)), "used": used,
-        "prevalence": prevalence, "rule": rule if man.kind == "cnn-detector" else None,
-        "rule_value": value, "max_error": max_error if man.kind != "cnn-detector" else None,
+        "prevalence": prevalence, "rule": rule if man.kind in DETECTOR_KINDS else None,
+        "rule_value": value, "max_error": max_error if man.kind not in DETECTOR_KINDS else None,
         "from_model": str(src), "before": before, "after": after,
         "changes": {k: list(v) for k, v in changes.items()},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -369,7 +371,7 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
     with atomic_path(out_dir, directory=True) as tmp:
         shutil.copytree(src, tmp, dirs_exist_ok=True)
         write_manifest(tmp, replace(man, extra=extra, created=""))
-        if detector is not None and man.kind != "cnn-detector":
+        if detector is not None and man.kind not in DETECTOR_KINDS:
             extra = _pipeline_review_level(tmp, detector, ws, labels, extra, max_error,
                                            batch_size, before, after, changes)
             write_manifest(tmp, replace(man, extra=extra, created=""))

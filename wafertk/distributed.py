@@ -811,8 +811,9 @@ def train_xgboost_files(inputs, out: str | os.PathLike, cfg, *, scheduler,
         raise data_error(files[0].path, "no labeled wafers to train on")
     labels, lots, ids = _read_labels(files)
     classes = cfg.class_list()
+    target = cfg.target_labels(labels)  # the labels themselves unless classes: binary
     labeled = np.flatnonzero(labels != "")
-    present = sorted(set(labels[labeled][np.isin(labels[labeled], classes)].tolist()))
+    present = sorted(set(target[labeled][np.isin(target[labeled], classes)].tolist()))
     if len(present) < 2:
         raise data_error(where, f"needs labeled wafers of at least two of the classes "
                          f"{', '.join(classes)} to train, found {', '.join(present) or 'none'}")
@@ -820,13 +821,13 @@ def train_xgboost_files(inputs, out: str | os.PathLike, cfg, *, scheduler,
     groups = lots[labeled] if not (lots[labeled] == "").all() else ids[labeled]
     tr, va = lot_stratified_split(lab, groups, (1 - cfg.val_fraction, cfg.val_fraction),
                                   random_state=cfg.seed)
-    keep = np.isin(lab, classes)
+    keep = np.isin(target[labeled], classes)
     tr, va = np.sort(labeled[tr[keep[tr]]]), np.sort(labeled[va[keep[va]]])
     if len(tr) == 0 or len(va) == 0:
         raise data_error(where, f"too few labeled lots for a lot-disjoint split "
                          f"({len(tr)} training, {len(va)} validation wafers)")
     lookup = {c: i for i, c in enumerate(classes)}
-    codes = np.array([lookup.get(c, -1) for c in labels.tolist()], np.int64)
+    codes = np.array([lookup.get(c, -1) for c in target.tolist()], np.int64)
     counts = np.bincount(codes[tr], minlength=len(classes)).astype(np.float64)
     cw = np.where(counts > 0, len(tr) / (np.count_nonzero(counts) * np.maximum(counts, 1)),
                   0.0) if cfg.class_weight == "balanced" else np.ones(len(classes))
@@ -892,7 +893,7 @@ def train_xgboost_files(inputs, out: str | os.PathLike, cfg, *, scheduler,
     clf.manifest = None
     if proba.ndim == 1:
         proba = proba.reshape(len(va), len(classes))
-    metrics = write_run(out, clf, cfg, proba, labels[va], extra={
+    metrics = write_run(out, clf, cfg, proba, target[va], extra={
         "data": [f.path.name for f in files],
         "split": "validation_split: lot-disjoint, stratified over all labeled wafers",
         "seed": cfg.seed, "n_train": int(len(tr)), "n_validation": int(len(va)),

@@ -297,6 +297,7 @@ for _kind, _target in [
     ("cnn-classifier", "wafertk.models.predictors:load_cnn_predictor"),
     ("xgboost-classifier", "wafertk.baseline.model:XGBoostWaferClassifier.load"),
     ("ensemble-classifier", "wafertk.models.ensemble:load_ensemble"),
+    ("ensemble-detector", "wafertk.models.ensemble:load_ensemble"),
     ("anomaly-detector", "wafertk.anomaly.estimators:load_detector"),  # issue 11
     ("image-classifier", "wafertk.images.predict:load_image_predictor"),  # issue 10
 ]:

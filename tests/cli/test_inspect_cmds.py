@@ -13,7 +13,7 @@ from wafertk.inspect import CLASSIFY_COLUMNS, DEFAULT_CLASSIFIER, DEFAULT_DETECT
 
 pytestmark = pytest.mark.tf
 
-if not (DEFAULT_DETECTOR / "model.keras").is_file():
+if not (DEFAULT_DETECTOR / "manifest.json").is_file():
     pytest.skip("shipped models not present", allow_module_level=True)
 
 
@@ -66,8 +66,8 @@ def test_classify_explicit_models_and_detect_cli(wafers, tmp_path):
 def test_cli_bad_inputs_one_line_exit_2(wafers, tmp_path):
     _, path = wafers
     corrupt = tmp_path / "corrupt"
-    shutil.copytree(DEFAULT_DETECTOR, corrupt)
-    (corrupt / "model.keras").write_bytes(b"PK\x03\x04garbage")
+    shutil.copytree(DEFAULT_DETECTOR, corrupt)  # an ensemble: its CNN member is corrupt
+    (corrupt / "members" / "0-cnn-detector" / "model.keras").write_bytes(b"PK\x03\x04garbage")
     cases = [
         ["classify", "--two-phase", str(path), "-o", str(tmp_path / "o"),
          "--detector", str(tmp_path / "missing")],

@@ -21,7 +21,7 @@ from wafertk.inspect import DEFAULT_DETECTOR, OutputFolder
 
 pytestmark = pytest.mark.tf
 
-if not (DEFAULT_DETECTOR / "model.keras").is_file():
+if not (DEFAULT_DETECTOR / "manifest.json").is_file():
     pytest.skip("shipped models not present", allow_module_level=True)
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "PYTHONUNBUFFERED": "1"}

@@ -1,4 +1,5 @@
-"""Ensembles of pattern classifiers: the weighted mean, its folder, loading, use and errors."""
+"""Ensembles of pattern classifiers and of detectors: the weighted mean, its folder,
+loading, calibration, use in the two-phase pipeline and errors."""
 
 import json
 from pathlib import Path
@@ -69,8 +70,10 @@ def test_bad_ensembles(ensemble, tmp_path):
 
     with pytest.raises(WafertkError, match="at least two"):
         build_ensemble(["classifier"], tmp_path / "e")
-    with pytest.raises(WafertkError, match="wrong kind"):
-        build_ensemble(["classifier", "detector"], tmp_path / "e")
+    with pytest.raises(WafertkError, match="differ from"):
+        build_ensemble(["classifier", "detector-fast"], tmp_path / "e")
+    with pytest.raises(WafertkError, match="wrong kind"):  # an ensemble is not a member
+        build_ensemble(["classifier", "ensemble"], tmp_path / "e")
     with pytest.raises(WafertkError, match="one non-negative weight per member"):
         build_ensemble(["classifier", "xgboost"], tmp_path / "e", weights=[1, -1])
     assert not (tmp_path / "e").exists()
@@ -96,3 +99,77 @@ def test_ensemble_cli(tmp_path):
     r = CliRunner().invoke(cli, ["ensemble", "classifier", "xgboost", "-o", str(tmp_path / "e")])
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith(f"wrote {tmp_path / 'e'}: classifier x 0.50, xgboost x 0.50")
+
+
+# ------------------------------------------------------------------ ensembles of detectors
+@pytest.fixture(scope="module")
+def xgb_detector(tmp_path_factory):
+    """A small binary XGBoost (good vs defective) trained on synthetic wafers."""
+    from wafertk.baseline import XGBoostTrainConfig, train_xgboost
+    from wafertk.data.synthetic import make_wafers
+
+    cfg = XGBoostTrainConfig(classes="binary", feature_sets=["density", "geometry", "meta"],
+                             n_estimators=10, early_stopping_rounds=3, class_weight=None,
+                             n_jobs=1)
+    return train_xgboost(make_wafers(240, n_lots=24, random_state=3),
+                         tmp_path_factory.mktemp("xgbdet") / "run", cfg)
+
+
+@pytest.fixture(scope="module")
+def detector_ensemble(xgb_detector, tmp_path_factory):
+    from wafertk.models.ensemble import build_ensemble
+
+    out = tmp_path_factory.mktemp("detens") / "cnn+xgb"
+    build_ensemble(["detector-fast", xgb_detector], out, weights=[1, 3])
+    return out
+
+
+def test_detector_ensemble_is_the_weighted_mean(detector_ensemble, xgb_detector):
+    from wafertk.inspect.model import TwoPhaseClassifier
+    from wafertk.models.ensemble import EnsembleDetector
+    from wafertk.registry import load_model
+
+    ws = read_wafers(FIXTURE)
+    ens = load_model(detector_ensemble, kind="ensemble-detector")
+    assert isinstance(ens, EnsembleDetector) and ens.classes_ == ["good", "defective"]
+    cnn, xgb = load_model("detector-fast"), load_model(xgb_detector)
+    assert ens.input_size == cnn.input_size
+    want = 0.25 * cnn.predict_proba(ws)[:, 1] + 0.75 * xgb.predict_proba(ws)[:, 1]
+    np.testing.assert_allclose(ens.predict_proba(ws)[:, 1], want, atol=1e-6)
+    np.testing.assert_allclose(ens.predict_proba(ws).sum(axis=1), 1.0)
+    # the pipeline's phase 1 (resize and features prepared ahead) gives the same numbers
+    pipe = TwoPhaseClassifier(ens, load_model("classifier"))
+    prep = pipe.prepare(ws)
+    assert prep["det_features"][0] is None and prep["det_features"][1].shape[0] == len(ws)
+    np.testing.assert_allclose(pipe.p_defect(ws, prep), want, atol=1e-6)
+    assert list(ens.predict(ws)) == ["defective" if p >= 0.5 else "good" for p in want]
+    members = json.loads((detector_ensemble / "manifest.json").read_text())
+    assert members["kind"] == "ensemble-detector"
+
+
+def test_calibrated_detector_ensemble_drives_detect_and_classify(detector_ensemble, tmp_path):
+    from wafertk.calibrate import calibrate_model
+    from wafertk.inspect import classify, detect
+    from wafertk.registry import load_model
+
+    res = calibrate_model(detector_ensemble, FIXTURE, tmp_path / "cal", min_precision=0.5)
+    ens = load_model(tmp_path / "cal", kind="ensemble-detector")
+    assert ens.temperature == pytest.approx(res.changes["temperature"][1])
+    assert ens.threshold == res.changes["threshold"][1]
+    ws = read_wafers(FIXTURE)
+    p = ens.predict_proba(ws)[:, 1]
+    res = detect(FIXTURE, tmp_path / "det", detector=tmp_path / "cal")
+    assert res.n_defective == int((p >= ens.threshold).sum())
+    res = classify(FIXTURE, tmp_path / "cls", detector=tmp_path / "cal")
+    run = json.loads((res.out_dir / "run.json").read_text())
+    assert "ensemble-detector" in json.dumps(run) and res.n_wafers == len(ws)
+
+
+def test_detector_ensemble_errors(xgb_detector, tmp_path):
+    from wafertk.models.ensemble import build_ensemble
+
+    with pytest.raises(WafertkError, match="differ from"):
+        build_ensemble(["detector-fast", "xgboost"], tmp_path / "e")
+    with pytest.raises(WafertkError, match="wrong kind"):  # the shipped ensemble detector
+        build_ensemble([xgb_detector, "detector"], tmp_path / "e")
+    assert not (tmp_path / "e").exists()

@@ -15,6 +15,9 @@ from wafertk.config import in_range
 from wafertk.data.waferset import DEFECT_CLASSES, WM811K_CLASSES, WaferSet
 from wafertk.errors import WaferFileError, WafertkError
 
+#: The classes of ``classes: binary`` (those of a phase-1 detector).
+BINARY_CLASSES = ("good", "defective")
+
 log = logging.getLogger(__name__)
 
 _FRACTION = {"check": in_range(0, 1, lo_open=True, hi_open=True)}
@@ -31,8 +34,10 @@ class XGBoostTrainConfig:
 
     Attributes
     ----------
-    classes : "defects" or "all"
-        Train on the 8 defect patterns (phase 2 of the two-phase pipeline) or all 9 classes.
+    classes : "defects", "all" or "binary"
+        Train on the 8 defect patterns (phase 2 of the two-phase pipeline), all 9 classes, or
+        ``good`` (label ``none``) vs ``defective`` (any pattern): a phase-1 detector, e.g. a
+        member of an ensemble detector (:mod:`wafertk.models.ensemble`).
     feature_sets : list of str
         Feature sets (:data:`wafertk.features.FEATURE_SETS`).
     feature_params : dict
@@ -46,7 +51,7 @@ class XGBoostTrainConfig:
         :class:`~wafertk.baseline.XGBoostWaferClassifier` parameters.
     """
 
-    classes: Literal["defects", "all"] = "defects"
+    classes: Literal["defects", "all", "binary"] = "defects"
     feature_sets: list[str] = field(default_factory=lambda: [
         "filters", "density", "radon", "geometry", "meta"])
     feature_params: dict = field(default_factory=dict)
@@ -83,7 +88,19 @@ class XGBoostTrainConfig:
 
     def class_list(self) -> list[str]:
         """The class names of ``classes``."""
+        if self.classes == "binary":
+            return list(BINARY_CLASSES)
         return list(DEFECT_CLASSES if self.classes == "defects" else WM811K_CLASSES)
+
+    def target_labels(self, labels) -> np.ndarray:
+        """The training targets of WM-811K labels: the labels themselves, or with ``classes:
+        binary`` ``good`` for ``none`` and ``defective`` for any other non-empty label
+        (unlabeled wafers stay ``""``)."""
+        labels = np.asarray(labels).astype(str)
+        if self.classes != "binary":
+            return labels
+        return np.where(labels == "", "", np.where(labels == "none", BINARY_CLASSES[0],
+                                                   BINARY_CLASSES[1])).astype(str)
 
     def make_classifier(self):
         """An unfitted :class:`~wafertk.baseline.XGBoostWaferClassifier` for this config."""
@@ -135,7 +152,7 @@ def split_for_training(ws: WaferSet, cfg: XGBoostTrainConfig, *,
 
     if not ws.has_labels or not ws.labeled_mask().any():
         raise data_error(data_path, "no labeled wafers to train on")
-    labels = ws.label_strings().astype(str)
+    labels = cfg.target_labels(ws.label_strings())
     present = sorted(set(labels[np.isin(labels, cfg.class_list())].tolist()))
     if len(present) < 2:
         raise data_error(data_path, f"needs labeled wafers of at least two of the classes "
@@ -143,7 +160,7 @@ def split_for_training(ws: WaferSet, cfg: XGBoostTrainConfig, *,
                          f"{', '.join(present) or 'none'}")
     labeled = ws.take(ws.labeled_mask())
     split = validation_split(labeled, cfg.val_fraction, cfg.seed)
-    keep = np.isin(labeled.label_strings().astype(str), cfg.class_list())
+    keep = np.isin(cfg.target_labels(labeled.label_strings()), cfg.class_list())
     tr, va = split.train[keep[split.train]], split.val[keep[split.val]]
     if len(tr) == 0 or len(va) == 0:
         raise data_error(data_path, f"too few labeled lots for a lot-disjoint split "
@@ -184,11 +201,11 @@ def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig,
     Xv = clf.transform_features(val)
     t_feat = time.perf_counter() - t0
     t0 = time.perf_counter()
-    clf.fit_features(X, train.label_strings(), eval_set=(Xv, val.label_strings()),
-                     classes=cfg.class_list())
+    y, y_val = cfg.target_labels(train.label_strings()), cfg.target_labels(val.label_strings())
+    clf.fit_features(X, y, eval_set=(Xv, y_val), classes=cfg.class_list())
     t_fit = time.perf_counter() - t0
     proba = clf.predict_proba_features(Xv)
-    metrics = write_run(out, clf, cfg, proba, val.label_strings().astype(str), extra={
+    metrics = write_run(out, clf, cfg, proba, y_val, extra={
         "data": str(Path(data_path).name) if data_path else None,
         "split": "validation_split: lot-disjoint, stratified over all labeled wafers",
         "seed": cfg.seed, "n_train": len(train), "n_validation": len(val),

@@ -65,7 +65,9 @@ class TwoPhaseClassifier:
     Parameters
     ----------
     detector : predictor or None
-        A ``cnn-detector`` predictor; required unless ``mode="single-phase"``.
+        A ``cnn-detector`` predictor or an ensemble detector
+        (:class:`~wafertk.models.ensemble.EnsembleDetector`); required unless
+        ``mode="single-phase"``.
     classifier : predictor or None
         Phase-2 predictor (``classes_``, ``predict_proba``); required unless ``mode="detect"``.
     mode : {"two-phase", "single-phase", "detect"}, default "two-phase"
@@ -148,8 +150,10 @@ class TwoPhaseClassifier:
         from wafertk.data.preprocess import resize_maps
 
         prep: dict = {}
-        if self.detector is not None:
+        if self.detector is not None and getattr(self.detector, "input_size", None):
             prep["det_maps"] = resize_maps(ws, self.detector.input_size)
+        if self.detector is not None and hasattr(self.detector, "prepare_features"):
+            prep["det_features"] = self.detector.prepare_features(ws)  # ensemble detector
         if self.mode == "single-phase" and is_cnn(self.classifier):
             prep["cls_inputs"] = self.classifier.prepare(ws)
         return prep
@@ -160,10 +164,14 @@ class TwoPhaseClassifier:
         """Calibrated P(defective) of each wafer (phase 1), shape (n,)."""
         if self.detector is None:
             raise WafertkError("single-phase mode has no detector")
-        maps = (prep or {}).get("det_maps")
-        if maps is None:
-            maps = self.prepare(ws)["det_maps"]
-        return self.detector.calibrate(self.detector.forward((maps,), batch_size))[:, 1]
+        if not prep or not {"det_maps", "det_features"} & prep.keys():
+            prep = self.prepare(ws)
+        if not is_cnn(self.detector):  # an ensemble detector
+            return self.detector.p_defect(ws, maps=prep.get("det_maps"),
+                                          features=prep.get("det_features"),
+                                          batch_size=batch_size)
+        return self.detector.calibrate(self.detector.forward((prep["det_maps"],),
+                                                             batch_size))[:, 1]
 
     def pattern_proba(self, ws: WaferSet, rows: np.ndarray, prep: dict | None = None,
                       batch_size: int = 1024) -> np.ndarray:

@@ -31,6 +31,7 @@ from wafertk.inspect.model import (
     is_cnn,
 )
 from wafertk.inspect.output import OutputFolder, PredictionWriter, write_run_file
+from wafertk.models.manifest import DETECTOR_KINDS
 from wafertk.registry import SHIPPED_DIR, load_model
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def check_model(spec, role: str = "classifier"):
             raise WafertkError("an unsupervised detector needs a run folder of "
                                "'wafertk anomaly train'")
         return load_manifest(resolve_model(spec), ANOMALY_KIND)
-    kinds = "cnn-detector" if role == "detector" else PHASE2_KINDS
+    kinds = DETECTOR_KINDS if role == "detector" else PHASE2_KINDS
     default = "detector" if role == "detector" else DEFAULT_PHASE2
     return load_manifest(resolve_model(default if spec is None else spec), kinds)
 
@@ -87,10 +88,11 @@ def load_anomaly_inspector(spec, threshold: float | None = None) -> AnomalyInspe
 
 def load_detector(spec=None):
     """Load a phase-1 detector: a model folder or shipped name (default: the shipped one)."""
-    det = _load(spec, "detector", "cnn-detector")
+    det = _load(spec, "detector", DETECTOR_KINDS)
     if list(det.classes_) != ["good", "defective"]:
         raise ModelFileError(spec or DEFAULT_DETECTOR,
                              f"detector classes {det.classes_} are not ['good', 'defective']")
+    _features_in_process(det)
     return det
 
 
@@ -98,11 +100,16 @@ def load_classifier(spec=None):
     """Load a phase-2 pattern model: a folder, a shipped name (``classifier``, ``xgboost``)
     or None (:data:`DEFAULT_PHASE2`, the CNN + XGBoost ensemble)."""
     model = _load(spec, DEFAULT_PHASE2, PHASE2_KINDS)
+    _features_in_process(model)
+    return model
+
+
+def _features_in_process(model) -> None:
+    """Feature models (and ensemble members) extract their features in this
+    (TensorFlow-threaded) process: no forked worker pool."""
     for m in [model, *getattr(model, "members", [])]:
         if hasattr(m, "n_jobs"):
-            # Feature extraction in this (TensorFlow-threaded) process: no forked worker pool.
             m.n_jobs = 1
-    return model
 
 
 @dataclass

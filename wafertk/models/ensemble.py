@@ -1,15 +1,23 @@
-"""Ensembles of pattern classifiers: the weighted mean of their probabilities.
+"""Ensembles: the weighted mean of their members' probabilities.
+
+Two kinds, built by :func:`build_ensemble` from the members' kinds:
+
+* ``"ensemble-classifier"``: pattern classifiers (``cnn-classifier``, ``xgboost-classifier``)
+  with the same classes; phase 2 of the two-phase pipeline. On the production validation
+  lots the mean of the CNN classifier and the XGBoost baseline beat both (docs/production.md):
+  they err on different wafers.
+* ``"ensemble-detector"``: phase-1 detectors (``cnn-detector``, and ``xgboost-classifier``
+  trained with ``classes: binary``), all with the classes ``["good", "defective"]``; the
+  mean of their P(defective) goes through the ensemble's own temperature and is compared with
+  its own threshold (both fitted by ``wafertk calibrate``). The shipped detector is one: the
+  rotation-averaged CNN and an XGBoost on the largest fail region's geometry, regional fail
+  density and die metadata.
 
 An ensemble folder is self-contained: its members (manifest, model file, config) are copied
-into ``members/`` beside
-``members.json`` (their relative paths and weights) and the ``manifest.json`` of kind
-``"ensemble-classifier"``, so it is copied, shipped and recalibrated like any model folder.
-The mean of the members' calibrated probabilities goes through the ensemble's own
-temperature (1.0 until ``wafertk calibrate`` fits one), and the manifest's ``review_below``
-and ``conformal`` entries drive the inspection like those of a single classifier.
-
-On the production validation lots the mean of the CNN classifier and the XGBoost baseline
-beat both (docs/production.md): they err on different wafers.
+into ``members/`` beside ``members.json`` (their relative paths and weights) and the
+``manifest.json``, so it is copied, shipped and recalibrated like any model folder. The
+temperature is 1.0 until ``wafertk calibrate`` fits one; the manifest's ``review_below``,
+``conformal`` and ``threshold`` entries drive the inspection like those of a single model.
 """
 
 from __future__ import annotations
@@ -28,6 +36,10 @@ from wafertk.models.manifest import Manifest, load_manifest, write_manifest
 
 KIND = "ensemble-classifier"
 MEMBER_KINDS = ("cnn-classifier", "xgboost-classifier")
+DETECTOR_KIND = "ensemble-detector"
+DETECTOR_MEMBER_KINDS = ("cnn-detector", "xgboost-classifier")
+#: The classes of every detector (and of an ensemble detector's members).
+DETECTOR_CLASSES = ["good", "defective"]
 MEMBERS_FILE = "members.json"
 
 
@@ -96,16 +108,126 @@ class EnsembleClassifier:
         return f"EnsembleClassifier({kinds})"
 
 
+class EnsembleDetector:
+    """Phase-1 detector: the weighted mean of detectors' P(defective), own temperature and
+    threshold.
+
+    Parameters
+    ----------
+    members : sequence
+        Loaded detectors with the classes ``["good", "defective"]``: CNN detectors
+        (:class:`~wafertk.models.predictors.CnnPredictor`, their own test-time augmentation
+        and temperature applied) and XGBoost models trained with ``classes: binary``.
+    weights : sequence of float
+        Non-negative, not all zero; normalised to sum to 1.
+    manifest : Manifest
+        The ensemble's manifest (``extra.temperature``, ``extra.threshold``).
+
+    Attributes
+    ----------
+    classes_ : list of str
+        ``["good", "defective"]``.
+    input_size : int or None
+        Side of the resized maps the first CNN member takes (None without one): the
+        two-phase pipeline resizes each batch once for it.
+    weights_ : ndarray
+    temperature : float
+    threshold : float or None
+        Decision threshold on the calibrated P(defective).
+    """
+
+    def __init__(self, members: Sequence, weights: Sequence[float], manifest: Manifest) -> None:
+        self.members = list(members)
+        w = np.asarray(weights, np.float64)
+        if len(w) != len(self.members) or not len(w) or (w < 0).any() or w.sum() <= 0:
+            raise WafertkError("ensemble weights must be one non-negative value per member, "
+                               "not all zero")
+        self.weights_ = w / w.sum()
+        self.manifest = manifest
+        self.kind = manifest.kind
+        self.classes_ = list(DETECTOR_CLASSES)
+        for m in self.members:
+            if [str(c) for c in m.classes_] != DETECTOR_CLASSES:
+                raise WafertkError(f"ensemble detector member classes {list(m.classes_)} are "
+                                   f"not {DETECTOR_CLASSES}")
+        cnns = [m for m in self.members if _is_cnn(m)]
+        self.input_size = int(cnns[0].input_size) if cnns else None
+        self.temperature = float(manifest.extra.get("temperature", 1.0) or 1.0)
+        thr = manifest.extra.get("threshold")
+        self.threshold = None if thr is None else float(thr)
+        self.review_below = float(manifest.extra.get("review_below", 0.0) or 0.0)
+
+    def prepare_features(self, ws) -> list:
+        """The feature matrices of the feature-model members (None for the CNNs): the CPU
+        work of a batch, which the inspection runs in its read-ahead thread."""
+        return [None if _is_cnn(m) else m.transform_features(ws) for m in self.members]
+
+    def p_defect(self, ws, maps: np.ndarray | None = None, features: list | None = None,
+                 batch_size: int = 1024) -> np.ndarray:
+        """Calibrated P(defective) of each wafer, shape (n,).
+
+        Parameters
+        ----------
+        ws : WaferSet
+        maps : ndarray, optional
+            ``ws`` already resized to :attr:`input_size` (reused by the CNN members of that
+            size).
+        features : list, optional
+            :meth:`prepare_features` of ``ws``.
+        batch_size : int, default 1024
+        """
+        from wafertk.data.preprocess import resize_maps
+
+        total = np.zeros(len(ws))
+        if len(ws) == 0:
+            return total
+        for i, (w, m) in enumerate(zip(self.weights_, self.members, strict=True)):
+            if _is_cnn(m):
+                own = maps if maps is not None and m.input_size == self.input_size else \
+                    resize_maps(ws, m.input_size)
+                p = m.calibrate(m.forward(m.prepare(ws, maps=own), batch_size))[:, 1]
+            else:
+                x = features[i] if features is not None else m.transform_features(ws)
+                p = m.predict_proba_features(x)[:, 1]
+            total += w * np.asarray(p, np.float64)
+        if self.temperature == 1.0:
+            return total
+        return apply_temperature(logits_from_proba(total), self.temperature)
+
+    def predict_proba(self, ws, batch_size: int = 1024) -> np.ndarray:
+        """Calibrated ``[P(good), P(defective)]``, shape (n, 2)."""
+        p = self.p_defect(ws, batch_size=batch_size)
+        return np.stack([1 - p, p], axis=1)
+
+    def predict(self, ws, batch_size: int = 1024) -> np.ndarray:
+        """``defective`` where P(defective) >= :attr:`threshold` (0.5 if unset), else
+        ``good``."""
+        thr = 0.5 if self.threshold is None else self.threshold
+        return np.where(self.p_defect(ws, batch_size=batch_size) >= thr, "defective",
+                        "good").astype(object)
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{getattr(m, 'kind', type(m).__name__)}:{w:.2f}"
+                          for m, w in zip(self.members, self.weights_, strict=True))
+        return f"EnsembleDetector({kinds}, threshold={self.threshold})"
+
+
+def _is_cnn(model) -> bool:
+    return hasattr(model, "forward")
+
+
 def build_ensemble(members: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                    weights: Sequence[float] | None = None) -> Path:
-    """Write an ensemble model folder from classifier folders or shipped names.
+    """Write an ensemble model folder from model folders or shipped names.
 
     Parameters
     ----------
     members : sequence of str or os.PathLike
         Two or more pattern classifiers (``cnn-classifier`` / ``xgboost-classifier``
         folders, or shipped names such as ``classifier`` and ``xgboost``) with the same
-        classes in the same order.
+        classes in the same order: an ``ensemble-classifier``; or two or more detectors
+        (``cnn-detector`` folders, ``xgboost-classifier`` folders trained with ``classes:
+        binary``): an ``ensemble-detector``.
     out : str or os.PathLike
         The new folder, written atomically.
     weights : sequence of float, optional
@@ -119,25 +241,31 @@ def build_ensemble(members: Sequence[str | os.PathLike], out: str | os.PathLike,
     Raises
     ------
     WafertkError
-        Fewer than two members, a member of another kind, different classes, bad weights,
-        or a member that does not load (checked before the folder is put in place).
+        Fewer than two members, a member of another kind, different classes, detectors
+        mixed with pattern classifiers, bad weights, or a member that does not load
+        (checked before the folder is put in place).
     """
     from wafertk._atomic import atomic_path
     from wafertk.registry import resolve_model
 
     if len(members) < 2:
-        raise WafertkError("an ensemble needs at least two classifiers")
+        raise WafertkError("an ensemble needs at least two models")
     weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
     if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
         raise WafertkError(f"give one non-negative weight per member ({len(members)}), "
                            "not all zero")
     folders = [resolve_model(m) for m in members]
-    mans = [load_manifest(f, MEMBER_KINDS) for f in folders]
+    mans = [load_manifest(f, MEMBER_KINDS + DETECTOR_MEMBER_KINDS) for f in folders]
     classes = list(mans[0].classes)
     for f, m in zip(folders[1:], mans[1:], strict=True):
         if list(m.classes) != classes:
             raise WafertkError(f"{f}: classes {list(m.classes)} differ from {folders[0]}'s "
                                f"{classes}")
+    detector = classes == DETECTOR_CLASSES
+    for f, m in zip(folders, mans, strict=True):
+        if m.kind not in (DETECTOR_MEMBER_KINDS if detector else MEMBER_KINDS):
+            raise WafertkError(f"{f}: a {m.kind} cannot be a member of an ensemble of "
+                               f"{'detectors' if detector else 'pattern classifiers'}")
     with atomic_path(out, directory=True) as tmp:
         entries = []
         for i, (f, m, w) in enumerate(zip(folders, mans, weights, strict=True)):
@@ -149,7 +277,8 @@ def build_ensemble(members: Sequence[str | os.PathLike], out: str | os.PathLike,
             entries.append({"path": rel, "kind": m.kind, "weight": w, "from": str(f)})
         (tmp / MEMBERS_FILE).write_text(json.dumps({"members": entries}, indent=2) + "\n")
         write_manifest(tmp, Manifest(
-            kind=KIND, model_file=MEMBERS_FILE, classes=classes, input_size=None,
+            kind=DETECTOR_KIND if detector else KIND, model_file=MEMBERS_FILE,
+            classes=classes, input_size=None,
             preprocessing={"members": [e["kind"] for e in entries]},
             extra={"temperature": 1.0, "members": entries}))
         load_ensemble(tmp)  # every member loads: nothing is renamed into place otherwise
@@ -157,7 +286,7 @@ def build_ensemble(members: Sequence[str | os.PathLike], out: str | os.PathLike,
 
 
 def load_ensemble(folder: str | os.PathLike, manifest: Manifest | None = None
-                  ) -> EnsembleClassifier:
+                  ) -> EnsembleClassifier | EnsembleDetector:
     """Load an ensemble folder written by :func:`build_ensemble` (the registry's loader).
 
     Raises
@@ -170,7 +299,8 @@ def load_ensemble(folder: str | os.PathLike, manifest: Manifest | None = None
 
     folder = Path(folder)
     if manifest is None:
-        manifest = load_manifest(folder, (KIND,))
+        manifest = load_manifest(folder, (KIND, DETECTOR_KIND))
+    detector = manifest.kind == DETECTOR_KIND
     path = folder / manifest.model_file
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))["members"]
@@ -184,8 +314,10 @@ def load_ensemble(folder: str | os.PathLike, manifest: Manifest | None = None
         sub = (folder / rel).resolve()
         if root not in sub.parents:
             raise ModelFileError(path, f"member {rel!r} lies outside the ensemble folder")
-        members.append(load_model(sub, kind=MEMBER_KINDS))
+        members.append(load_model(sub, kind=DETECTOR_MEMBER_KINDS if detector
+                                  else MEMBER_KINDS))
     try:
-        return EnsembleClassifier(members, weights, manifest)
+        return (EnsembleDetector if detector else EnsembleClassifier)(members, weights,
+                                                                      manifest)
     except WafertkError as exc:
         raise ModelFileError(folder, str(exc)) from None

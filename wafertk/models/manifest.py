@@ -28,6 +28,8 @@ from wafertk.errors import ModelFileError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "wafertk-model/1"
+#: Kinds of the phase-1 detectors (``classes: ["good", "defective"]``, a threshold).
+DETECTOR_KINDS = ("cnn-detector", "ensemble-detector")
 
 
 @dataclass
