@@ -160,6 +160,8 @@ def test_calibrated_detector_ensemble_drives_detect_and_classify(detector_ensemb
     p = ens.predict_proba(ws)[:, 1]
     res = detect(FIXTURE, tmp_path / "det", detector=tmp_path / "cal")
     assert res.n_defective == int((p >= ens.threshold).sum())
+    res = detect(FIXTURE, tmp_path / "det2", detector=ens)  # a loaded detector is used as is
+    assert res.n_defective == int((p >= ens.threshold).sum())
     res = classify(FIXTURE, tmp_path / "cls", detector=tmp_path / "cal")
     run = json.loads((res.out_dir / "run.json").read_text())
     assert "ensemble-detector" in json.dumps(run) and res.n_wafers == len(ws)

@@ -259,24 +259,43 @@ def geometry_one(m: np.ndarray, median_size: int = 3) -> np.ndarray:
     big = int(sizes.argmax())
     sl = ndi.find_objects(lab, max_label=big)[big - 1]
     region = lab[sl] == big
-    from skimage.measure import regionprops
+    area, (r0, c0), major, minor, ecc = _region_moments(region)
+    from skimage.measure import perimeter
+    from skimage.morphology import convex_hull_image
 
-    p = regionprops(region.astype(np.uint8))[0]
     dies = max(float((m > 0).sum()), 1.0)
     diam = math.sqrt(4 * dies / math.pi)
-    cy = (p.centroid[0] + sl[0].start + 0.5) / h * 2 - 1
-    cx = (p.centroid[1] + sl[1].start + 0.5) / w * 2 - 1
+    cy = (r0 + sl[0].start + 0.5) / h * 2 - 1
+    cx = (c0 + sl[1].start + 0.5) / w * 2 - 1
     out[:] = [
-        p.area / dies,
-        p.perimeter / (math.pi * diam),
-        p.axis_major_length / diam,
-        p.axis_minor_length / diam,
-        p.eccentricity,
-        p.solidity if p.area > 0 else 0.0,
+        area / dies,
+        perimeter(region, 4) / (math.pi * diam),
+        major / diam,
+        minor / diam,
+        ecc,
+        area / float(convex_hull_image(region).sum()) if area > 0 else 0.0,
         min(math.hypot(cx, cy) / math.sqrt(2), 1.0),
         math.log1p(n),
     ]
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+def _region_moments(region: np.ndarray) -> tuple[float, tuple[float, float], float, float,
+                                                   float]:
+    """Area, centroid (row, col), major and minor axis lengths and eccentricity of a binary
+    region, as :func:`skimage.measure.regionprops` defines them (the ellipse of the same
+    second central moments), computed from the pixel coordinates: the same values, several
+    times faster on the small regions of wafer maps."""
+    rr, cc = np.nonzero(region)
+    area = len(rr)
+    r0, c0 = rr.mean(), cc.mean()
+    dr, dc = rr - r0, cc - c0
+    # inertia tensor [[mu02, -mu11], [-mu11, mu20]] / mu00 (skimage's convention)
+    a, c, b = (dc @ dc) / area, (dr @ dr) / area, -(dr @ dc) / area
+    half, root = (a + c) / 2, math.sqrt(((a - c) / 2) ** 2 + b * b)
+    l1, l2 = max(half + root, 0.0), max(half - root, 0.0)
+    ecc = math.sqrt(1 - l2 / l1) if l1 > 0 else 0.0
+    return float(area), (float(r0), float(c0)), 4 * math.sqrt(l1), 4 * math.sqrt(l2), ecc
 
 
 def geometry_features(maps: MapsLike, median_size: int = 3) -> np.ndarray:
@@ -286,7 +305,9 @@ def geometry_features(maps: MapsLike, median_size: int = 3) -> np.ndarray:
     (:func:`cv2.medianBlur`, borders replicated); when that removes every fail die (sparse
     Random-like fails, one-die-wide scratches) the raw mask is used instead. Regions are
     8-connected (:func:`scipy.ndimage.label`); the largest one (counted with ``bincount``)
-    is measured with :func:`skimage.measure.regionprops` on its bounding box only.
+    is measured on its bounding box only, with the definitions of
+    :func:`skimage.measure.regionprops` (moments from the pixel coordinates, perimeter and
+    convex hull from scikit-image).
 
     Parameters
     ----------

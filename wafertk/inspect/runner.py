@@ -28,7 +28,6 @@ from wafertk.inspect.model import (
     TwoPhaseClassifier,
     check_score_threshold,
     check_unit_interval,
-    is_cnn,
 )
 from wafertk.inspect.output import OutputFolder, PredictionWriter, write_run_file
 from wafertk.models.manifest import DETECTOR_KINDS
@@ -45,6 +44,11 @@ DEFAULT_XGBOOST = SHIPPED_DIR / "xgboost"
 PHASE2_KINDS = ("cnn-classifier", "xgboost-classifier", "ensemble-classifier")
 #: Kind of the unsupervised phase 1 (``wafertk detect --unsupervised RUN``).
 ANOMALY_KIND = "anomaly-detector"
+
+
+def _loaded(model) -> bool:
+    """Whether ``model`` is an already loaded predictor (not a name or folder)."""
+    return hasattr(model, "predict_proba")
 
 
 def _load(spec, default: str, kinds):
@@ -352,7 +356,7 @@ def detect(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *, detect
         if unsupervised is not None:
             model = load_anomaly_inspector(unsupervised, threshold)
         else:
-            det = detector if is_cnn(detector) else load_detector(detector)
+            det = detector if _loaded(detector) else load_detector(detector)
             model = TwoPhaseClassifier(det, None, mode="detect", threshold=threshold)
     except BaseException:
         wf.close()
@@ -411,7 +415,7 @@ def classify(wafers_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     try:
         det = None
         if mode == "two-phase":
-            det = detector if is_cnn(detector) else load_detector(detector)
+            det = detector if _loaded(detector) else load_detector(detector)
         clf = classifier if hasattr(classifier, "predict_proba") else load_classifier(classifier)
         model = TwoPhaseClassifier(det, clf, mode=mode, threshold=threshold,
                                    review_below=review_below)
