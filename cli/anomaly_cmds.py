@@ -30,7 +30,8 @@ OVERRIDES = {"--model": "model.name", "--epochs": "train.epochs",
              "--attention/--no-attention": "model.attention",
              "--normal-class": "data.normal_class", "--train-on": "data.train_on",
              "--centre-weights": "model.centre_weights", "--transforms": "model.transforms",
-             "--max-train": "data.max_train", "--trim-fraction": "train.trim_fraction"}
+             "--max-train": "data.max_train", "--trim-fraction": "train.trim_fraction",
+             "--weights": "model.weights", "--k": "model.k"}
 MODEL_CHOICES = MODEL_NAMES
 
 
@@ -85,11 +86,16 @@ def anomaly_group() -> None:
               help="Robust training on data holding anomalies: share of each batch (highest "
                    "loss) left out; features-knn: of the training wafers. Overrides "
                    "train.trim_fraction.")
+@click.option("--weights", type=click.Path(path_type=Path),
+              help="pretrained-knn: the backbone's local pretrained weights file "
+                   "(model.weights).")
+@click.option("--k", "k", type=int, help="features-knn, pretrained-knn: neighbours averaged "
+                                         "(model.k).")
 @quiet_option
 @handle_errors
 def train(data: Path, output: Path, model, config, epochs, batch_size, seed, input_size,
           latent_dim, attention, normal_class, train_on, centre_weights, transforms,
-          max_train, trim_fraction, quiet: bool) -> None:
+          max_train, trim_fraction, weights, k, quiet: bool) -> None:
     """Train an anomaly detector on DATA (a wafers.h5, an image folder or an .npy array).
 
     Wafers: trained on the normal wafers ('none') of the training lots where labels exist,
@@ -103,6 +109,8 @@ def train(data: Path, output: Path, model, config, epochs, batch_size, seed, inp
       wafertk anomaly train --model ocvae --centre-weights 0.1,1,10 wafers.h5 -o runs/ocvae
       wafertk anomaly train --model deep-svdd cifar10/train --normal-class cat -o runs/cat
       wafertk anomaly train --model features-knn archive.h5 --trim-fraction 0.1 -o runs/knn
+      wafertk anomaly train --model pretrained-knn photos/ --normal-class good \\
+          --weights squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5 -o runs/pknn
     """
     from wafertk.anomaly.config import AnomalyConfig
     from wafertk.config import load_config
@@ -115,12 +123,15 @@ def train(data: Path, output: Path, model, config, epochs, batch_size, seed, inp
               "--attention/--no-attention": attention, "--normal-class": normal_class,
               "--train-on": train_on, "--centre-weights": _list(centre_weights, float),
               "--transforms": _list(transforms), "--max-train": max_train,
-              "--trim-fraction": trim_fraction}
+              "--trim-fraction": trim_fraction,
+              "--weights": None if weights is None else str(weights), "--k": k}
     cfg = load_config(AnomalyConfig, config,
                       {OVERRIDES[flag]: v for flag, v in values.items()},
                       labels={key: flag for flag, key in OVERRIDES.items()})
     from wafertk.anomaly.run import read_data
 
+    if cfg.model.name == "pretrained-knn" and cfg.model.weights is not None:
+        check_input_file(cfg.model.weights, "weights file")
     read_data(data, cfg)  # bad data fails before TensorFlow loads
     import_tensorflow()
     from wafertk.anomaly.run import train_run

@@ -7,7 +7,7 @@ import pytest
 
 from wafertk import registry
 from wafertk.data.synthetic import make_wafers
-from wafertk.errors import ModelFileError, UnknownNameError
+from wafertk.errors import ModelFileError, UnknownNameError, WafertkError
 from wafertk.registry import (
     create_model,
     get_entry,
@@ -107,7 +107,16 @@ def test_every_architecture_builds(name):
 def _check_anomaly_architecture(name, ws):
     tiny = {"conv_filters": (4, 8), "input_size": 16, "batch_size": 8, "epochs": 1,
             "random_state": 0}
-    if name.startswith("anomaly_latent"):
+    if name == "anomaly_features_knn":
+        model = create_model(name, feature_sets=["density", "meta"], k=3).fit(ws)
+    elif name == "anomaly_pretrained_knn":  # images, a real backbone: tests/anomaly
+        x = np.random.default_rng(0).random((6, 40, 40, 3), dtype=np.float32)
+        model = create_model(name, backbone="squeezenet", image_size=40, k=2)
+        with pytest.raises(WafertkError, match="needs the backbone's pretrained weights"):
+            model.fit(x)
+        assert get_entry(name).kind == "anomaly-detector"
+        return
+    elif name.startswith("anomaly_latent"):
         enc = create_model("anomaly_vae", latent_dim=4, **tiny).fit(ws)
         model = create_model(name, encoder=enc, random_state=0, n_estimators=5)
         if name == "anomaly_latent_classifier":

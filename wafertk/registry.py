@@ -289,6 +289,9 @@ for _name, _cls, _summary in [
     ("latent_hybrid", "LatentHybridDetector", "encoder latents -> IsolationForest / OC-SVM"),
     ("latent_classifier", "LatentClassifierHybrid",
      "encoder latents -> XGBoost / random forest / dense head, where labels exist"),
+    ("features_knn", "FeatureKNNDetector", "wafer-map features -> kNN distance to normal"),
+    ("pretrained_knn", "PretrainedKNNDetector",
+     "images: pretrained backbone features (local weights) -> kNN distance to normal"),
 ]:
     register_model(f"anomaly_{_name}", "anomaly", f"wafertk.anomaly.estimators:{_cls}",
                    _summary, "anomaly-detector")  # issue 11

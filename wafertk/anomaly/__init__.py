@@ -7,7 +7,9 @@ score how far a new sample is from it; **higher score = more anomalous**.
   :class:`DeepSVDDDetector`, :class:`TransformDetector` (rotation prediction) and
   :class:`LatentHybridDetector` (latents -> IsolationForest / one-class SVM) and
   :class:`LatentClassifierHybrid` (latents -> XGBoost / random forest / dense head where
-  labels exist), scikit-learn-like; the deep detectors are saved as ``model.keras`` +
+  labels exist), scikit-learn-like; :class:`FeatureKNNDetector` (wafer-map features + kNN)
+  and :class:`PretrainedKNNDetector` (images: a pretrained backbone's features + kNN); the
+  deep detectors are saved as ``model.keras`` +
   ``manifest.json`` (kind ``anomaly-detector``, loadable with
   :func:`wafertk.registry.load_model`);
 * :mod:`wafertk.anomaly.networks`: the Keras builders and registered custom layers;
@@ -32,6 +34,8 @@ _LAZY = {
     "LatentHybridDetector": "wafertk.anomaly.estimators",
     "LatentClassifierHybrid": "wafertk.anomaly.estimators",
     "LatentCentreCallback": "wafertk.anomaly.estimators",
+    "FeatureKNNDetector": "wafertk.anomaly.features_knn",
+    "PretrainedKNNDetector": "wafertk.anomaly.pretrained_knn",
     "load_detector": "wafertk.anomaly.estimators",
     "anomaly_metrics": "wafertk.anomaly.evaluation",
     "threshold_sweep": "wafertk.anomaly.evaluation",

@@ -14,7 +14,7 @@ from wafertk.errors import WafertkError
 
 #: Model names of ``wafertk anomaly train --model``.
 MODEL_NAMES: tuple[str, ...] = ("vae", "ocvae", "deep-svdd", "deep-svdd-soft", "rotation",
-                                "features-knn")
+                                "features-knn", "pretrained-knn")
 
 _POSITIVE = {"check": in_range(0, lo_open=True)}
 _NON_NEGATIVE = {"check": in_range(0)}
@@ -27,7 +27,7 @@ class AnomalyModelConfig:
     """Which detector and its network (see :mod:`wafertk.anomaly.estimators`)."""
 
     name: Literal["vae", "ocvae", "deep-svdd", "deep-svdd-soft", "rotation",
-                  "features-knn"] = "vae"
+                  "features-knn", "pretrained-knn"] = "vae"
     latent_dim: int = field(default=32, metadata=_AT_LEAST_1)
     conv_filters: list[int] = field(default_factory=lambda: [32, 64], metadata=_AT_LEAST_1)
     attention: bool = False
@@ -52,6 +52,13 @@ class AnomalyModelConfig:
     feature_sets: list[str] = field(default_factory=lambda: ["density", "radon", "geometry",
                                                              "meta"])
     k: int = field(default=20, metadata=_AT_LEAST_1)
+    #: pretrained-knn (images; k above is its neighbours too): the backbone, its local
+    #: pretrained weights file (required), the layer pooled (null: the backbone's default)
+    #: and the side images are resized to
+    backbone: str = "squeezenet"
+    weights: str | None = None
+    layer: str | None = None
+    embed_size: int = field(default=128, metadata={"check": in_range(32)})
 
 
 @dataclass
@@ -138,6 +145,15 @@ class AnomalyConfig:
                 parse_sets(self.model.feature_sets)
             except WafertkError as exc:  # its message names the bad set
                 bad.append(("model.feature_sets", str(exc)))
+        if self.model.name == "pretrained-knn":
+            from wafertk.images.config import BACKBONES
+
+            if self.model.backbone not in BACKBONES:
+                bad.append(("model.backbone", f"unknown backbone {self.model.backbone!r} "
+                            f"(known: {', '.join(BACKBONES)})"))
+            if self.model.weights is None:
+                bad.append(("model.weights", "pretrained-knn needs the backbone's local "
+                            "pretrained weights file"))
         if self.model.name == "ocvae" and not self.model.centre_weights:
             bad.append(("model.centre_weights", "needs at least one weight"))
         return bad
@@ -151,6 +167,12 @@ def estimator_from_config(cfg: AnomalyConfig) -> Any:
     m, t, d = cfg.model, cfg.train, cfg.data
     if m.name == "features-knn":
         return cls(feature_sets=tuple(m.feature_sets), k=m.k, trim_fraction=t.trim_fraction,
+                   contamination=cfg.decision.contamination,
+                   threshold_method=cfg.decision.method, random_state=t.seed)
+    if m.name == "pretrained-knn":
+        return cls(backbone=m.backbone, weights=m.weights, layer=m.layer,
+                   image_size=m.embed_size, k=m.k,
+                   max_reference=d.max_train or 50000, batch_size=t.batch_size,
                    contamination=cfg.decision.contamination,
                    threshold_method=cfg.decision.method, random_state=t.seed)
     common = dict(epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,

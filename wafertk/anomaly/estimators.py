@@ -52,6 +52,7 @@ from wafertk.anomaly.data import (
 )
 from wafertk.anomaly.evaluation import binary_labels, choose_threshold
 from wafertk.anomaly.features_knn import FeatureKNNDetector
+from wafertk.anomaly.pretrained_knn import PretrainedKNNDetector
 from wafertk.data.waferset import WaferSet
 from wafertk.errors import WafertkError
 
@@ -1248,11 +1249,12 @@ MODELS: dict[str, tuple[type, dict[str, Any]]] = {
     "deep-svdd-soft": (DeepSVDDDetector, {"objective": "soft-boundary"}),
     "rotation": (TransformDetector, {}),
     "features-knn": (FeatureKNNDetector, {}),
+    "pretrained-knn": (PretrainedKNNDetector, {}),
 }
 
 _BY_NAME = {"vae": VAEDetector, "ocvae": OneClassVAEDetector, "deep-svdd": DeepSVDDDetector,
             "deep-svdd-soft": DeepSVDDDetector, "rotation": TransformDetector,
-            "features-knn": FeatureKNNDetector}
+            "features-knn": FeatureKNNDetector, "pretrained-knn": PretrainedKNNDetector}
 
 
 def load_detector(folder, manifest=None) -> BaseDeepDetector:
@@ -1291,8 +1293,8 @@ def load_detector(folder, manifest=None) -> BaseDeepDetector:
         raise ModelFileError(folder / "manifest.json", "invalid manifest: extra.model, "
                              "params, state and score_threshold are needed (known models: "
                              f"{', '.join(_BY_NAME)})")
-    if cls is FeatureKNNDetector:
-        return FeatureKNNDetector.load(folder, man)
+    if cls in (FeatureKNNDetector, PretrainedKNNDetector):
+        return cls.load(folder, man)
     try:
         est = cls(**extra["params"])
         model = keras.saving.load_model(folder / man.model_file, compile=False)
