@@ -112,7 +112,7 @@ def main() -> None:
     test, y_test = pt.test, pt.y
     print(f"production test: {len(test)} wafers, {int(y_test.sum())} defective", flush=True)
 
-    detector = load_model("detector", kind="cnn-detector")
+    detector = load_model("detector", kind=("cnn-detector", "ensemble-detector"))
     p = detector.predict_proba(test)[:, 1]
     supervised = {"roc_auc": float(roc_auc_score(y_test, p)),
                   "pr_auc": float(average_precision_score(y_test, p))}

@@ -44,14 +44,16 @@ def main() -> int:
 
     from wafertk.data import read_wafers
     from wafertk.data.splits import validation_split
-    from wafertk.registry import load_model
+    from wafertk.registry import SHIPPED_DIR, load_model
 
     ws = read_wafers(WORK / "train.h5")
     ws = ws.take(ws.labeled_mask())
     val = ws.take(validation_split(ws, 0.2, 0).val)
     labels = val.label_strings().astype(str)
     side = val.shapes.max(axis=1)
-    det = load_model("detector", kind="cnn-detector")
+    # the CNN of the shipped detector (an ensemble since 2026-12-07: its CNN member)
+    det = load_model(SHIPPED_DIR / "detector" / "members" / "0-cnn-detector",
+                     kind="cnn-detector")
     det.tta = "none"  # the network itself, as trained
     clf = load_model("classifier", kind="cnn-classifier")
     native, resized = fail_shares(val, det.input_size)

@@ -48,9 +48,14 @@ def main() -> None:
     DEFAULT_CLASSIFIER = resolve_model("classifier")
     DEFAULT_XGBOOST = resolve_model("xgboost")
 
-    det_man = load_manifest(DEFAULT_DETECTOR, "cnn-detector")
+    det_man = load_manifest(DEFAULT_DETECTOR, ("cnn-detector", "ensemble-detector"))
+    # the CNN detector's own run (config, training, validation figures): the shipped detector
+    # itself, or its CNN member when it is an ensemble (since 2026-12-07)
+    cnn_dir = (DEFAULT_DETECTOR / "members" / "0-cnn-detector"
+               if det_man.kind == "ensemble-detector" else DEFAULT_DETECTOR)
+    cnn_man = load_manifest(cnn_dir, "cnn-detector")
     cls_man = load_manifest(DEFAULT_CLASSIFIER, "cnn-classifier")
-    split_cfg = det_man.extra["config"]["data"]
+    split_cfg = cnn_man.extra["config"]["data"]
     cls_split = cls_man.extra["config"]["data"]
     for key in ("validation_fraction", "split_seed"):
         assert split_cfg[key] == cls_split[key], f"detector and classifier splits differ: {key}"
@@ -113,8 +118,8 @@ def main() -> None:
     phase1 = {"threshold": det_man.extra["threshold"],
               "recall": at_threshold["recall"],
               "precision": at_threshold["precision"],
-              **{k: det_man.extra["validation"].get(k) for k in ("roc_auc",
-                                                                 "average_precision")}}
+              **{f"cnn_{k}": cnn_man.extra["validation"].get(k)
+                 for k in ("roc_auc", "average_precision")}}
 
     def size_kb(folder: Path) -> float:
         return round((folder / "model.keras").stat().st_size / 1024, 1)
@@ -136,9 +141,10 @@ def main() -> None:
                                     "recall/precision and end-to-end macro-F1, CNN phase 2; "
                                     "p_defect as printed (4 decimals)", "rows": sweep},
         "models": {
-            "detector": {"input_size": det_man.input_size, "size_kb": size_kb(DEFAULT_DETECTOR),
+            "detector": {"kind": det_man.kind, "input_size": cnn_man.input_size,
+                         "size_kb": size_kb(cnn_dir),
                          "temperature": det_man.extra["temperature"],
-                         "training": det_man.extra["training"], "wall": wall("detector")},
+                         "training": cnn_man.extra["training"], "wall": wall("detector")},
             "classifier": {"input_size": cls_man.input_size,
                            "size_kb": size_kb(DEFAULT_CLASSIFIER),
                            "temperature": cls_man.extra["temperature"],

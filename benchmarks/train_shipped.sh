@@ -96,18 +96,26 @@ if trained detector || trained xgboost-detector; then
   # P(defective), its own temperature and threshold
   cnn_det=$WORK/detector-calibrated
   trained detector || cnn_det=wafertk/models/shipped/detector/members/0-cnn-detector
-  "${WAFERTK[@]}" ensemble "$cnn_det" "$WORK/xgboost-detector" -o "$WORK/detector-ensemble"
+  xgb_det=$WORK/xgboost-detector
+  trained xgboost-detector || xgb_det=wafertk/models/shipped/detector/members/1-xgboost-classifier
+  "${WAFERTK[@]}" ensemble "$cnn_det" "$xgb_det" -o "$WORK/detector-ensemble"
   calibrate detector-ensemble --min-precision 0.8 && ship detector detector-ensemble
   det=$WORK/detector-ensemble-calibrated
 fi
 for task in classifier xgboost; do
-  if trained "$task"; then
+  if ! trained "$task" && [ "$det" != detector ]; then
+    # not retrained, but the detector changed: refit its decisions (review level on the
+    # two-phase output) from the shipped model
+    rm -rf "${WORK:?}/$task" && cp -r "wafertk/models/shipped/$task" "$WORK/$task"
+  fi
+  if trained "$task" || [ "$det" != detector ]; then
     calibrate "$task" --max-error 0.02 --coverage 0.9 --detector "$det" && ship "$task"
   fi
 done
 # 4. the default phase 2: the mean of the calibrated CNN's and XGBoost's probabilities
-cnn=$WORK/classifier-calibrated; trained classifier || cnn=classifier
-xgb=$WORK/xgboost-calibrated; trained xgboost || xgb=xgboost
+cnn=$WORK/classifier-calibrated; xgb=$WORK/xgboost-calibrated
+if ! trained classifier && [ "$det" = detector ]; then cnn=classifier; fi
+if ! trained xgboost && [ "$det" = detector ]; then xgb=xgboost; fi
 rm -rf "$WORK/ensemble"
 "${WAFERTK[@]}" ensemble "$cnn" "$xgb" -o "$WORK/ensemble"
 calibrate ensemble --max-error 0.02 --coverage 0.9 --detector "$det" && ship ensemble

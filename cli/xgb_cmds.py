@@ -113,7 +113,7 @@ def evaluate(wafers: Path, model: str, output: Path, batch_size: int, quiet: boo
     wafers = check_input_file(wafers)
     output = check_output(output, folder=True, marker="report.json")
     folder = resolve_model(model)
-    if load_manifest(folder).kind.startswith("cnn-"):
+    if load_manifest(folder).kind.startswith(("cnn-", "ensemble-")):
         import_tensorflow()
     from wafertk.evaluate import evaluate_model
 

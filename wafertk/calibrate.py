@@ -294,6 +294,10 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         check_tta(tta)
         if not hasattr(predictor, "tta"):
             raise WafertkError(f"--tta applies to the CNN models, not to {man.kind}")
+    if man.kind == "xgboost-classifier" and list(man.classes) == ["good", "defective"]:
+        raise WafertkError(f"{src}: a binary XGBoost (good/defective) has no threshold of its "
+                           "own; calibrate it inside an ensemble detector: wafertk ensemble "
+                           "CNN_DETECTOR XGB -o ENS, then wafertk calibrate ENS ...")
     ws = _labeled_wafers(wafers)
     labels = ws.label_strings().astype(str)
     extra = dict(man.extra or {})

@@ -175,3 +175,8 @@ def test_detector_ensemble_errors(xgb_detector, tmp_path):
     with pytest.raises(WafertkError, match="wrong kind"):  # the shipped ensemble detector
         build_ensemble([xgb_detector, "detector"], tmp_path / "e")
     assert not (tmp_path / "e").exists()
+    from wafertk.calibrate import calibrate_model
+
+    with pytest.raises(WafertkError, match="calibrate it inside an ensemble detector"):
+        calibrate_model(xgb_detector, FIXTURE, tmp_path / "c")
+    assert not (tmp_path / "c").exists()

@@ -51,7 +51,8 @@ class AnomalyModelConfig:
     #: features-knn: wafer-feature sets (wafertk features --set) and neighbours averaged
     feature_sets: list[str] = field(default_factory=lambda: ["density", "radon", "geometry",
                                                              "meta"])
-    k: int = field(default=20, metadata=_AT_LEAST_1)
+    #: null: the model's own default (features-knn 20, pretrained-knn 10)
+    k: int | None = field(default=None, metadata=_AT_LEAST_1)
     #: pretrained-knn (images; k above is its neighbours too): the backbone, its local
     #: pretrained weights file (required), the layer pooled (null: the backbone's default)
     #: and the side images are resized to
@@ -166,12 +167,13 @@ def estimator_from_config(cfg: AnomalyConfig) -> Any:
     cls, fixed = MODELS[cfg.model.name]
     m, t, d = cfg.model, cfg.train, cfg.data
     if m.name == "features-knn":
-        return cls(feature_sets=tuple(m.feature_sets), k=m.k, trim_fraction=t.trim_fraction,
+        return cls(feature_sets=tuple(m.feature_sets), k=20 if m.k is None else m.k,
+                   trim_fraction=t.trim_fraction,
                    contamination=cfg.decision.contamination,
                    threshold_method=cfg.decision.method, random_state=t.seed)
     if m.name == "pretrained-knn":
         return cls(backbone=m.backbone, weights=m.weights, layer=m.layer,
-                   image_size=m.embed_size, k=m.k,
+                   image_size=m.embed_size, k=10 if m.k is None else m.k,
                    max_reference=d.max_train or 50000, batch_size=t.batch_size,
                    contamination=cfg.decision.contamination,
                    threshold_method=cfg.decision.method, random_state=t.seed)

@@ -303,7 +303,8 @@ def _describe(model) -> str | None:
     if man is None:
         return type(model).__name__
     where = getattr(model, "source", None)
-    return (f"{man.kind} ({man.created or 'unknown date'}, input {man.input_size})"
+    size = man.input_size if man.input_size is not None else getattr(model, "input_size", None)
+    return (f"{man.kind} ({man.created or 'unknown date'}, input {size})"
             + (f" from {where}" if where else ""))
 
 

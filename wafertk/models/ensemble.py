@@ -314,8 +314,11 @@ def load_ensemble(folder: str | os.PathLike, manifest: Manifest | None = None
         sub = (folder / rel).resolve()
         if root not in sub.parents:
             raise ModelFileError(path, f"member {rel!r} lies outside the ensemble folder")
-        members.append(load_model(sub, kind=DETECTOR_MEMBER_KINDS if detector
-                                  else MEMBER_KINDS))
+        member = load_model(sub, kind=DETECTOR_MEMBER_KINDS if detector else MEMBER_KINDS)
+        if hasattr(member, "n_jobs"):
+            # features in this (TensorFlow-threaded) process: no worker pool forked from it
+            member.n_jobs = 1
+        members.append(member)
     try:
         return (EnsembleDetector if detector else EnsembleClassifier)(members, weights,
                                                                       manifest)
