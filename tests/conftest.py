@@ -28,3 +28,19 @@ def shared_data() -> Path:
             pytest.fail(f"{msg}; CI=true, so this is a failure, not a skip", pytrace=False)
         pytest.skip(msg)
     return SHARED_DATA
+
+
+#: The real ImageNet SqueezeNet weights file of ``../shared/data/weights``.
+SQUEEZENET_WEIGHTS = "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+@pytest.fixture(scope="session")
+def squeezenet_weights(shared_data) -> Path:
+    """The real SqueezeNet weights file (missing: skipped, or failed under ``CI=true``)."""
+    path = shared_data / "weights" / SQUEEZENET_WEIGHTS
+    if not path.is_file():
+        msg = f"{path} not found"
+        if _ci():
+            pytest.fail(f"{msg}; CI=true, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(msg)
+    return path

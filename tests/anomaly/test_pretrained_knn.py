@@ -13,15 +13,10 @@ from wafertk.errors import ModelFileError, WafertkError
 
 pytestmark = pytest.mark.tf
 
-WEIGHTS_NAME = "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"
-
 
 @pytest.fixture(scope="module")
-def weights(shared_data):
-    path = shared_data / "weights" / WEIGHTS_NAME
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    return path
+def weights(squeezenet_weights):
+    return squeezenet_weights  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

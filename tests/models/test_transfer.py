@@ -11,16 +11,6 @@ from wafertk.errors import ConfigError, ModelFileError
 
 pytestmark = pytest.mark.tf
 
-WEIGHTS_NAME = "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"
-
-
-@pytest.fixture(scope="module")
-def squeezenet_weights(shared_data):
-    path = shared_data / "weights" / WEIGHTS_NAME
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    return path
-
 
 def _file_kernel(path, group):
     with h5py.File(path, "r") as f:

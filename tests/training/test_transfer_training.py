@@ -21,11 +21,8 @@ TINY = ["--epochs", "1", "--batch-size", "32", "--input-size", "36", "--seed", "
 
 
 @pytest.fixture(scope="module")
-def weights(shared_data):
-    path = shared_data / "weights" / WEIGHTS_NAME
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    return path
+def weights(squeezenet_weights):
+    return squeezenet_weights  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

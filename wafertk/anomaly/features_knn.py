@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from wafertk.anomaly.evaluation import binary_labels, choose_threshold
+from wafertk.anomaly._knn import KNNScoringMixin
+from wafertk.anomaly.evaluation import binary_labels
 from wafertk.data.waferset import WaferSet
 from wafertk.errors import ModelFileError, WafertkError
 
@@ -35,7 +36,7 @@ DEFAULT_SETS = ("density", "radon", "geometry", "meta")
 REFERENCE_FILE = "reference.npz"
 
 
-class FeatureKNNDetector(BaseEstimator):
+class FeatureKNNDetector(KNNScoringMixin, BaseEstimator):
     """Mean distance to the ``k`` nearest normal wafers in standardised feature space.
 
     Parameters
@@ -181,17 +182,7 @@ class FeatureKNNDetector(BaseEstimator):
         self.input_kind_ = "wafers"
         self.input_shape_ = [int(f.shape[1])]
         self.history_ = {}
-        if X_val is not None and len(X_val):
-            s = self._score_array(self._inputs(X_val))
-            yv = None if y_val is None else binary_labels(y_val, len(s), "y_val")
-            method = self.threshold_method
-            if method != "quantile" and (yv is None or yv.all() or not yv.any()):
-                method = "quantile"
-            self.threshold_ = choose_threshold(s, yv, contamination=self.contamination,
-                                               method=method)
-        else:  # leave-one-out scores of the reference wafers themselves
-            self.threshold_ = choose_threshold(self._score_array(self.reference_, loo=True),
-                                               contamination=self.contamination)
+        self._fit_threshold(X_val, y_val)
         self.fit_seconds_ = time.perf_counter() - t0
         if on_epoch is not None:
             trimmed = f" ({self.n_trimmed_:,} trimmed)" if self.n_trimmed_ else ""
@@ -208,33 +199,10 @@ class FeatureKNNDetector(BaseEstimator):
         self.reference_ = self._standardise(f)
         self._index()
 
-    def _index(self) -> None:
-        from sklearn.neighbors import NearestNeighbors
-
-        k = min(int(self.k) + 1, len(self.reference_))
-        self.nn_ = NearestNeighbors(n_neighbors=k).fit(self.reference_)
-
     # ------------------------------------------------------------------ scoring
-    def _score_array(self, z, batch_size: int = 4096, *, loo: bool = False) -> np.ndarray:
-        z = np.asarray(z, np.float32)
-        k = min(int(self.k), len(self.reference_) - (1 if loo else 0))
-        out = np.empty(len(z), np.float64)
-        for s in range(0, len(z), max(1, int(batch_size))):
-            d, _ = self.nn_.kneighbors(z[s:s + batch_size], n_neighbors=k + (1 if loo else 0))
-            out[s:s + batch_size] = d[:, 1:].mean(axis=1) if loo else d.mean(axis=1)
-        return out
-
     def score_samples(self, X, batch_size: int = 4096) -> np.ndarray:
         """Anomaly score of each wafer (higher = more anomalous)."""
         return self._score_array(self._inputs(X), batch_size)
-
-    def decision_function(self, X, batch_size: int = 4096) -> np.ndarray:
-        """``score_samples(X) - threshold_``: positive = anomalous."""
-        return self.score_samples(X, batch_size) - self.threshold_
-
-    def predict(self, X, batch_size: int = 4096) -> np.ndarray:
-        """1 for anomalous (score >= ``threshold_``), 0 for normal."""
-        return (self.score_samples(X, batch_size) >= self.threshold_).astype(np.int64)
 
     def transform(self, X, batch_size: int = 4096) -> np.ndarray:
         """The standardised features (the latent space of this model)."""

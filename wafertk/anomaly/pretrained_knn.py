@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from wafertk.anomaly.evaluation import binary_labels, choose_threshold
+from wafertk.anomaly._knn import KNNScoringMixin
+from wafertk.anomaly.evaluation import binary_labels
 from wafertk.errors import ModelFileError, WafertkError
 
 MODEL_FILE = "model.keras"
@@ -44,7 +45,7 @@ REFERENCE_FILE = "reference.npz"
 DEFAULT_LAYERS = {"squeezenet": "fire8_concat"}
 
 
-class PretrainedKNNDetector(BaseEstimator):
+class PretrainedKNNDetector(KNNScoringMixin, BaseEstimator):
     """Mean distance to the ``k`` nearest normal images in a pretrained backbone's features.
 
     Parameters
@@ -210,17 +211,7 @@ class PretrainedKNNDetector(BaseEstimator):
         self.input_kind_ = "images"
         self.input_shape_ = [int(v) for v in x.shape[1:]]
         self.history_: dict = {}
-        if X_val is not None and len(X_val):
-            s = self.score_samples(X_val)
-            yv = None if y_val is None else binary_labels(y_val, len(s), "y_val")
-            method = self.threshold_method
-            if method != "quantile" and (yv is None or yv.all() or not yv.any()):
-                method = "quantile"
-            self.threshold_ = choose_threshold(s, yv, contamination=self.contamination,
-                                               method=method)
-        else:  # leave-one-out scores of the reference images themselves
-            self.threshold_ = choose_threshold(self._score_array(self.reference_, loo=True),
-                                               contamination=self.contamination)
+        self._fit_threshold(X_val, y_val)
         self.fit_seconds_ = time.perf_counter() - t0
         if on_epoch is not None:
             on_epoch(f"{self.name}: {len(self.reference_):,} reference images, "
@@ -229,34 +220,11 @@ class PretrainedKNNDetector(BaseEstimator):
                      f"k={self.k} ({self.fit_seconds_:.0f}s)")
         return self
 
-    def _index(self) -> None:
-        from sklearn.neighbors import NearestNeighbors
-
-        k = min(int(self.k) + 1, len(self.reference_))
-        self.nn_ = NearestNeighbors(n_neighbors=k).fit(self.reference_)
-
     # ------------------------------------------------------------------ scoring
-    def _score_array(self, z, batch_size: int = 4096, *, loo: bool = False) -> np.ndarray:
-        z = np.asarray(z, np.float32)
-        k = min(int(self.k), len(self.reference_) - (1 if loo else 0))
-        out = np.empty(len(z), np.float64)
-        for s in range(0, len(z), max(1, int(batch_size))):
-            d, _ = self.nn_.kneighbors(z[s:s + batch_size], n_neighbors=k + (1 if loo else 0))
-            out[s:s + batch_size] = d[:, 1:].mean(axis=1) if loo else d.mean(axis=1)
-        return out
-
     def score_samples(self, X, batch_size: int = 4096) -> np.ndarray:
         """Anomaly score of each image (higher = more anomalous)."""
         self._check_fitted()
         return self._score_array(self._embed(X), batch_size)
-
-    def decision_function(self, X, batch_size: int = 4096) -> np.ndarray:
-        """``score_samples(X) - threshold_``: positive = anomalous."""
-        return self.score_samples(X, batch_size) - self.threshold_
-
-    def predict(self, X, batch_size: int = 4096) -> np.ndarray:
-        """1 for anomalous (score >= ``threshold_``), 0 for normal."""
-        return (self.score_samples(X, batch_size) >= self.threshold_).astype(np.int64)
 
     def transform(self, X, batch_size: int = 4096) -> np.ndarray:
         """The unit-length embeddings (the latent space of this model)."""

@@ -67,11 +67,7 @@ class EnsembleClassifier:
 
     def __init__(self, members: Sequence, weights: Sequence[float], manifest: Manifest) -> None:
         self.members = list(members)
-        w = np.asarray(weights, np.float64)
-        if len(w) != len(self.members) or not len(w) or (w < 0).any() or w.sum() <= 0:
-            raise WafertkError("ensemble weights must be one non-negative value per member, "
-                               "not all zero")
-        self.weights_ = w / w.sum()
+        self.weights_ = _normalised_weights(weights, len(self.members))
         self.manifest = manifest
         self.kind = manifest.kind
         self.classes_ = list(manifest.classes)
@@ -138,11 +134,7 @@ class EnsembleDetector:
 
     def __init__(self, members: Sequence, weights: Sequence[float], manifest: Manifest) -> None:
         self.members = list(members)
-        w = np.asarray(weights, np.float64)
-        if len(w) != len(self.members) or not len(w) or (w < 0).any() or w.sum() <= 0:
-            raise WafertkError("ensemble weights must be one non-negative value per member, "
-                               "not all zero")
-        self.weights_ = w / w.sum()
+        self.weights_ = _normalised_weights(weights, len(self.members))
         self.manifest = manifest
         self.kind = manifest.kind
         self.classes_ = list(DETECTOR_CLASSES)
@@ -214,6 +206,15 @@ class EnsembleDetector:
 
 def _is_cnn(model) -> bool:
     return hasattr(model, "forward")
+
+
+def _normalised_weights(weights: Sequence[float], n: int) -> np.ndarray:
+    """``weights`` summing to 1: one non-negative value per member, not all zero."""
+    w = np.asarray(weights, np.float64)
+    if len(w) != n or not len(w) or (w < 0).any() or w.sum() <= 0:
+        raise WafertkError("ensemble weights must be one non-negative value per member, "
+                           "not all zero")
+    return w / w.sum()
 
 
 def build_ensemble(members: Sequence[str | os.PathLike], out: str | os.PathLike, *,
