@@ -151,9 +151,13 @@ def test_sigterm_and_sigint_leave_nothing_behind(sig, large, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "predictions.csv").write_text("old\n")
+    # a shell starts background jobs (`make test &`) with SIGINT ignored, and an ignored
+    # signal stays ignored across exec: the user's Ctrl-C is what is tested, so the command
+    # starts with the default disposition, as in a terminal
     proc = subprocess.Popen([sys.executable, "-m", "wafertk.cli.main", "classify", str(large),
                              "-o", str(out), "--batch-size", "16", "--no-report"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for_staging(tmp_path, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
