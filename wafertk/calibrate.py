@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from wafertk.errors import WaferFileError, WafertkError
-from wafertk.models.manifest import DETECTOR_KINDS
+from wafertk.models.manifest import DETECTOR_CLASSES, DETECTOR_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         check_tta(tta)
         if not hasattr(predictor, "tta"):
             raise WafertkError(f"--tta applies to the CNN models, not to {man.kind}")
-    if man.kind == "xgboost-classifier" and list(man.classes) == ["good", "defective"]:
+    if man.kind == "xgboost-classifier" and list(man.classes) == DETECTOR_CLASSES:
         raise WafertkError(f"{src}: a binary XGBoost (good/defective) has no threshold of its "
                            "own; calibrate it inside an ensemble detector: wafertk ensemble "
                            "CNN_DETECTOR XGB -o ENS, then wafertk calibrate ENS ...")

@@ -511,13 +511,13 @@ def evaluate_model(model_path: str | os.PathLike, wafers_path: str | os.PathLike
     from wafertk import registry
     from wafertk.data.h5 import WaferFile
     from wafertk.data.waferset import NONE_CLASS
-    from wafertk.models.manifest import load_manifest
+    from wafertk.models.manifest import DETECTOR_CLASSES, DETECTOR_KINDS, load_manifest
 
     model_path = registry.resolve_model(model_path)
     man = load_manifest(model_path)
     pred = registry.load_model(model_path)
     classes = [str(c) for c in getattr(pred, "classes_", man.classes)]
-    detector = man.kind == "cnn-detector" or classes == ["good", "defective"]
+    detector = man.kind in DETECTOR_KINDS or classes == DETECTOR_CLASSES
     truth: list[np.ndarray] = []
     probs: list[np.ndarray] = []
     skipped_unlabeled = skipped_other = total = 0

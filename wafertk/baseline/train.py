@@ -14,9 +14,7 @@ import numpy as np
 from wafertk.config import in_range
 from wafertk.data.waferset import DEFECT_CLASSES, WM811K_CLASSES, WaferSet
 from wafertk.errors import WaferFileError, WafertkError
-
-#: The classes of ``classes: binary`` (those of a phase-1 detector).
-BINARY_CLASSES = ("good", "defective")
+from wafertk.models.manifest import DETECTOR_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +87,7 @@ class XGBoostTrainConfig:
     def class_list(self) -> list[str]:
         """The class names of ``classes``."""
         if self.classes == "binary":
-            return list(BINARY_CLASSES)
+            return list(DETECTOR_CLASSES)
         return list(DEFECT_CLASSES if self.classes == "defects" else WM811K_CLASSES)
 
     def target_labels(self, labels) -> np.ndarray:
@@ -99,8 +97,9 @@ class XGBoostTrainConfig:
         labels = np.asarray(labels).astype(str)
         if self.classes != "binary":
             return labels
-        return np.where(labels == "", "", np.where(labels == "none", BINARY_CLASSES[0],
-                                                   BINARY_CLASSES[1])).astype(str)
+        good, defective = DETECTOR_CLASSES
+        return np.where(labels == "", "", np.where(labels == "none", good, defective)
+                        ).astype(str)
 
     def make_classifier(self):
         """An unfitted :class:`~wafertk.baseline.XGBoostWaferClassifier` for this config."""

@@ -30,7 +30,7 @@ from wafertk.inspect.model import (
     check_unit_interval,
 )
 from wafertk.inspect.output import OutputFolder, PredictionWriter, write_run_file
-from wafertk.models.manifest import DETECTOR_KINDS
+from wafertk.models.manifest import DETECTOR_CLASSES, DETECTOR_KINDS
 from wafertk.registry import SHIPPED_DIR, load_model
 
 log = logging.getLogger(__name__)
@@ -93,27 +93,20 @@ def load_anomaly_inspector(spec, threshold: float | None = None) -> AnomalyInspe
 def load_detector(spec=None):
     """Load a phase-1 detector: a model folder or shipped name (default: the shipped one)."""
     det = _load(spec, "detector", DETECTOR_KINDS)
-    if list(det.classes_) != ["good", "defective"]:
+    if list(det.classes_) != DETECTOR_CLASSES:
         raise ModelFileError(spec or DEFAULT_DETECTOR,
-                             f"detector classes {det.classes_} are not ['good', 'defective']")
-    _features_in_process(det)
-    return det
+                             f"detector classes {det.classes_} are not {DETECTOR_CLASSES}")
+    return det  # an ensemble's feature members extract in-process (load_ensemble)
 
 
 def load_classifier(spec=None):
     """Load a phase-2 pattern model: a folder, a shipped name (``classifier``, ``xgboost``)
     or None (:data:`DEFAULT_PHASE2`, the CNN + XGBoost ensemble)."""
     model = _load(spec, DEFAULT_PHASE2, PHASE2_KINDS)
-    _features_in_process(model)
+    if hasattr(model, "n_jobs"):  # ensembles' members: already so (load_ensemble)
+        # Feature extraction in this (TensorFlow-threaded) process: no forked worker pool.
+        model.n_jobs = 1
     return model
-
-
-def _features_in_process(model) -> None:
-    """Feature models (and ensemble members) extract their features in this
-    (TensorFlow-threaded) process: no forked worker pool."""
-    for m in [model, *getattr(model, "members", [])]:
-        if hasattr(m, "n_jobs"):
-            m.n_jobs = 1
 
 
 @dataclass

@@ -31,15 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from wafertk.errors import ModelFileError, WafertkError
+from wafertk.inspect.model import is_cnn
 from wafertk.models.calibration import apply_temperature, logits_from_proba
-from wafertk.models.manifest import Manifest, load_manifest, write_manifest
+from wafertk.models.manifest import DETECTOR_CLASSES, Manifest, load_manifest, write_manifest
 
 KIND = "ensemble-classifier"
 MEMBER_KINDS = ("cnn-classifier", "xgboost-classifier")
 DETECTOR_KIND = "ensemble-detector"
 DETECTOR_MEMBER_KINDS = ("cnn-detector", "xgboost-classifier")
-#: The classes of every detector (and of an ensemble detector's members).
-DETECTOR_CLASSES = ["good", "defective"]
 MEMBERS_FILE = "members.json"
 
 
@@ -84,7 +83,7 @@ class EnsembleClassifier:
         if len(ws) == 0:
             return total
         for w, m in zip(self.weights_, self.members, strict=True):
-            if hasattr(m, "forward"):  # CNNs predict in batches
+            if is_cnn(m):  # CNNs predict in batches
                 p = m.predict_proba(ws, batch_size)
             else:
                 p = m.predict_proba(ws)
@@ -142,7 +141,7 @@ class EnsembleDetector:
             if [str(c) for c in m.classes_] != DETECTOR_CLASSES:
                 raise WafertkError(f"ensemble detector member classes {list(m.classes_)} are "
                                    f"not {DETECTOR_CLASSES}")
-        cnns = [m for m in self.members if _is_cnn(m)]
+        cnns = [m for m in self.members if is_cnn(m)]
         self.input_size = int(cnns[0].input_size) if cnns else None
         self.temperature = float(manifest.extra.get("temperature", 1.0) or 1.0)
         thr = manifest.extra.get("threshold")
@@ -152,7 +151,7 @@ class EnsembleDetector:
     def prepare_features(self, ws) -> list:
         """The feature matrices of the feature-model members (None for the CNNs): the CPU
         work of a batch, which the inspection runs in its read-ahead thread."""
-        return [None if _is_cnn(m) else m.transform_features(ws) for m in self.members]
+        return [None if is_cnn(m) else m.transform_features(ws) for m in self.members]
 
     def p_defect(self, ws, maps: np.ndarray | None = None, features: list | None = None,
                  batch_size: int = 1024) -> np.ndarray:
@@ -174,7 +173,7 @@ class EnsembleDetector:
         if len(ws) == 0:
             return total
         for i, (w, m) in enumerate(zip(self.weights_, self.members, strict=True)):
-            if _is_cnn(m):
+            if is_cnn(m):
                 own = maps if maps is not None and m.input_size == self.input_size else \
                     resize_maps(ws, m.input_size)
                 p = m.calibrate(m.forward(m.prepare(ws, maps=own), batch_size))[:, 1]
@@ -202,10 +201,6 @@ class EnsembleDetector:
         kinds = ", ".join(f"{getattr(m, 'kind', type(m).__name__)}:{w:.2f}"
                           for m, w in zip(self.members, self.weights_, strict=True))
         return f"EnsembleDetector({kinds}, threshold={self.threshold})"
-
-
-def _is_cnn(model) -> bool:
-    return hasattr(model, "forward")
 
 
 def _normalised_weights(weights: Sequence[float], n: int) -> np.ndarray:

@@ -30,6 +30,8 @@ MANIFEST_NAME = "manifest.json"
 FORMAT = "wafertk-model/1"
 #: Kinds of the phase-1 detectors (``classes: ["good", "defective"]``, a threshold).
 DETECTOR_KINDS = ("cnn-detector", "ensemble-detector")
+#: The classes of every detector, in output order.
+DETECTOR_CLASSES = ["good", "defective"]
 
 
 @dataclass

@@ -62,11 +62,11 @@ from wafertk.models.calibration import (
     logits_from_proba,
     threshold_for_recall,
 )
+from wafertk.models.manifest import DETECTOR_CLASSES
 from wafertk.training.config import CnnTrainConfig
 
 log = logging.getLogger(__name__)
 
-DETECTOR_CLASSES = ["good", "defective"]
 TASKS = ("detector", "classifier")
 #: Registry architecture of each task when the config names none.
 DEFAULT_ARCHITECTURE = {"detector": "wafer_cnn_detector", "classifier": "wafer_cnn_classifier"}
