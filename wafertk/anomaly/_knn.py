@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wafertk.anomaly.evaluation import binary_labels, choose_threshold
+from wafertk.anomaly.evaluation import binary_labels, choose_threshold, validation_threshold
 
 
 class KNNScoringMixin:
@@ -38,11 +38,8 @@ class KNNScoringMixin:
         if X_val is not None and len(X_val):
             s = self.score_samples(X_val)
             yv = None if y_val is None else binary_labels(y_val, len(s), "y_val")
-            method = self.threshold_method
-            if method != "quantile" and (yv is None or yv.all() or not yv.any()):
-                method = "quantile"
-            self.threshold_ = choose_threshold(s, yv, contamination=self.contamination,
-                                               method=method)
+            self.threshold_ = validation_threshold(s, yv, contamination=self.contamination,
+                                                   method=self.threshold_method)
         else:
             self.threshold_ = choose_threshold(self._score_array(self.reference_, loo=True),
                                                contamination=self.contamination)

@@ -50,7 +50,7 @@ from wafertk.anomaly.data import (
     global_contrast_normalization,
     wafer_inputs,
 )
-from wafertk.anomaly.evaluation import binary_labels, choose_threshold
+from wafertk.anomaly.evaluation import binary_labels, choose_threshold, validation_threshold
 from wafertk.anomaly.features_knn import FeatureKNNDetector
 from wafertk.anomaly.pretrained_knn import PretrainedKNNDetector
 from wafertk.data.waferset import WaferSet
@@ -245,12 +245,9 @@ class BaseDeepDetector(BaseEstimator):
 
     def _set_threshold(self, x, xv, yv) -> None:
         if xv is not None and len(xv):
-            s = self._score_array(xv)
-            method = self.threshold_method
-            if method != "quantile" and (yv is None or yv.all() or not yv.any()):
-                method = "quantile"
-            self.threshold_ = choose_threshold(s, yv, contamination=self.contamination,
-                                               method=method)
+            self.threshold_ = validation_threshold(self._score_array(xv), yv,
+                                                   contamination=self.contamination,
+                                                   method=self.threshold_method)
         else:
             self.threshold_ = choose_threshold(self._score_array(x),
                                                contamination=self.contamination)

@@ -158,6 +158,16 @@ def choose_threshold(scores, y_true=None, *, contamination: float = 0.05,
     raise WafertkError(f"unknown threshold method {method!r} (quantile, f1, recall)")
 
 
+def validation_threshold(scores, y_val=None, *, contamination: float,
+                         method: str = "quantile") -> float:
+    """:func:`choose_threshold` on validation scores, with ``"quantile"`` in place of a
+    labelled ``method`` when ``y_val`` does not hold both normal and anomalous samples."""
+    y = None if y_val is None else np.asarray(y_val, bool)
+    if method != "quantile" and (y is None or y.all() or not y.any()):
+        method = "quantile"
+    return choose_threshold(scores, y, contamination=contamination, method=method)
+
+
 def latent_moments(z: np.ndarray, labels) -> list[dict[str, Any]]:
     """Per-class moments of latent vectors.
 

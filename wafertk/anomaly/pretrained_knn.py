@@ -160,8 +160,8 @@ class PretrainedKNNDetector(KNNScoringMixin, BaseEstimator):
         bs = max(1, int(self.batch_size))
         parts = [np.asarray(self.embedder_.predict_on_batch(x[s:s + bs]), np.float32)
                  for s in range(0, len(x), bs)]
-        e = np.concatenate(parts) if parts else np.zeros((0, self.reference_.shape[1]),
-                                                          np.float32)
+        e = np.concatenate(parts) if parts else np.zeros(
+            (0, int(self.embedder_.output.shape[-1])), np.float32)
         norm = np.linalg.norm(e, axis=1, keepdims=True)
         return e / np.maximum(norm, 1e-12)
 
@@ -205,7 +205,6 @@ class PretrainedKNNDetector(KNNScoringMixin, BaseEstimator):
         if len(x) > self.max_reference:
             x = x[np.sort(rng.choice(len(x), int(self.max_reference), replace=False))]
         self.embedder_ = self._build()
-        self.reference_ = np.zeros((0, int(self.embedder_.output.shape[-1])), np.float32)
         self.reference_ = self._embed(x)
         self._index()
         self.input_kind_ = "images"
