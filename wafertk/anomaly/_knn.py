@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from wafertk.anomaly.evaluation import binary_labels, choose_threshold, validation_threshold
+from wafertk.errors import WafertkError
 
 
 class KNNScoringMixin:
@@ -13,6 +16,11 @@ class KNNScoringMixin:
     The class using it sets ``reference_`` (the fitted rows), ``k``, ``contamination`` and
     ``threshold_method``, and defines ``score_samples(X, batch_size)``.
     """
+
+    def _check_k(self) -> None:
+        """``k`` is a positive integer (a bool is not), else a :class:`WafertkError`."""
+        if not isinstance(self.k, numbers.Integral) or isinstance(self.k, bool) or self.k < 1:
+            raise WafertkError(f"k must be a positive integer, got {self.k!r}")
 
     def _index(self) -> None:
         from sklearn.neighbors import NearestNeighbors

@@ -141,8 +141,7 @@ class FeatureKNNDetector(KNNScoringMixin, BaseEstimator):
         -------
         self
         """
-        if not isinstance(self.k, (int, np.integer)) or isinstance(self.k, bool) or self.k < 1:
-            raise WafertkError(f"k must be a positive integer, got {self.k!r}")
+        self._check_k()
         trim = self.trim_fraction
         if isinstance(trim, bool) or not isinstance(trim, numbers.Real) or not 0 <= trim < 1:
             raise WafertkError(f"trim_fraction must be in [0, 1), got {trim!r}")

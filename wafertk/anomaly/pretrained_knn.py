@@ -23,7 +23,6 @@ pickle) and ``manifest.json`` (kind ``anomaly-detector``).
 from __future__ import annotations
 
 import hashlib
-import numbers
 import os
 import time
 from collections.abc import Callable
@@ -189,8 +188,7 @@ class PretrainedKNNDetector(KNNScoringMixin, BaseEstimator):
         -------
         self
         """
-        if not isinstance(self.k, numbers.Integral) or isinstance(self.k, bool) or self.k < 1:
-            raise WafertkError(f"k must be a positive integer, got {self.k!r}")
+        self._check_k()
         t0 = time.perf_counter()
         x = self._images(X)
         if y is not None:
