@@ -47,7 +47,8 @@ TARGET, STRETCH, BUDGET_S = 0.85, 0.90, 3600
 FLAGS = {"epochs": "train.epochs", "filters": "model.conv_filters",
          "convs_per_block": "model.convs_per_block", "dense_units": "model.dense_units",
          "dropout": "model.dropout", "l2": "model.l2", "lr": "train.learning_rate",
-         "batch_size": "train.batch_size", "max_per_class": "data.max_per_class"}
+         "batch_size": "train.batch_size", "max_per_class": "data.max_per_class",
+         "shift_mode": "augment.shift_mode"}
 
 
 def overrides(args) -> dict[str, object]:
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--l2", type=float, default=None, help="(5e-5)")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (2e-3)")
     ap.add_argument("--batch-size", type=int, default=None, help="(128)")
+    ap.add_argument("--shift-mode", choices=("interpolate", "pixels"), default=None,
+                    help="augment.shift_mode (interpolate)")
     ap.add_argument("--bf16", action="store_true", help="mixed bfloat16")
     ap.add_argument("--max-per-class", type=int, default=None, help="quick runs")
     ap.add_argument("--run", type=Path, default=Path("/tmp/wafertk_cifar10/run"))

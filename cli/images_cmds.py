@@ -172,9 +172,11 @@ def train(data_dir: Path, output: Path, validation, model, weights, config, epoc
 #: --tta of evaluate and predict (wafertk.images.predict.IMAGE_TTA; not imported here: the
 #: command line starts without TensorFlow)
 _tta_option = click.option(
-    "--tta", type=click.Choice(["none", "hflip"]), default="none", show_default=True,
+    "--tta", type=click.Choice(["none", "hflip", "hflip-shift"]), default="none",
+    show_default=True,
     help="Test-time augmentation: hflip averages each image with its mirror image (2x the "
-         "work; each step runs 2x --batch-size images).")
+         "work); hflip-shift also with both shifted by 1/16 of the size up, down, left and "
+         "right (10x). Each step runs that many times --batch-size images.")
 
 
 @images_group.command("evaluate", short_help="Evaluation report of a run on an image folder.")

@@ -29,6 +29,44 @@ def test_small_convnet_heads_and_augmentation():
     assert not any(n.startswith("aug_") for n in (la.name for la in three.layers))
 
 
+def test_pixel_shift_moves_each_image_by_whole_pixels_and_reloads(tmp_path):
+    """RandomPixelShift: each image is the input shifted by its own whole-pixel offsets within
+    the reach, edge pixels repeated; identity at inference; saved and reloaded by name."""
+    import keras
+
+    from wafertk.errors import ConfigError
+    from wafertk.images.models import RandomPixelShift, augmentation_layers, build_small_convnet
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (16, 16, 16, 3)).astype("float32")
+    layer = RandomPixelShift(0.125, 0.25, seed=3)  # rows +-2, columns +-4
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    out = np.asarray(layer(x, training=True))
+    padded = np.pad(x, ((0, 0), (2, 2), (4, 4), (0, 0)), mode="edge")
+    offsets = []
+    for i in range(len(x)):
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-4, 5)
+                 if np.array_equal(out[i], padded[i, 2 + dy:18 + dy, 4 + dx:20 + dx])]
+        assert len(found) == 1, f"image {i} is no whole-pixel shift within the reach"
+        offsets.append(found[0])
+    assert len(set(offsets)) > 4  # offsets drawn per image, not per batch
+    np.testing.assert_array_equal(RandomPixelShift(0, 0)(x, training=True), x)
+    with pytest.raises(ValueError, match="width_factor must be in"):
+        RandomPixelShift(0.1, 1.5)
+    with pytest.raises(ConfigError, match="unknown shift_mode 'bilinear'"):
+        augmentation_layers(shift_mode="bilinear")
+
+    aug = {"rotation": 0, "shear": 0, "width_shift": 0.1, "height_shift": 0.1, "zoom": 0,
+           "horizontal_flip": False, "shift_mode": "pixels"}
+    model = build_small_convnet((16, 16, 3), 3, conv_filters=(4,), dense_units=0,
+                                augment=aug, seed=0)
+    assert isinstance(model.get_layer("aug_shift"), RandomPixelShift)
+    model.save(tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras")
+    assert back.get_layer("aug_shift").get_config()["width_factor"] == 0.1
+    np.testing.assert_allclose(back(x, training=False), model(x, training=False), atol=1e-6)
+
+
 def test_preprocess_modes():
     from wafertk.images.models import ImagePreprocess
 

@@ -205,7 +205,8 @@ def test_mixed_bfloat16_run_trains_reloads_and_predicts(image_folder, tmp_path):
 
 def test_hflip_tta_is_the_mean_over_the_mirror_images(image_folder, tmp_path):
     """tta='hflip': files and arrays give the mean of the image's and its mirror's output,
-    in file order across uneven batches; the report records it; unknown names are errors."""
+    in file order across uneven batches (so does 'hflip-shift' over its ten views); the
+    report records it; unknown names are errors."""
     from wafertk.images.data import make_dataset
     from wafertk.images.predict import evaluate_images, predict_images
     from wafertk.registry import load_model
@@ -236,11 +237,24 @@ def test_hflip_tta_is_the_mean_over_the_mirror_images(image_folder, tmp_path):
     sym[:, :, 8:] = sym[:, :, 7::-1]
     np.testing.assert_allclose(pred.predict_proba(sym, tta="hflip"), pred.predict_proba(sym),
                                atol=1e-6)
+    # hflip-shift: the image and its mirror, each also shifted by 1 pixel (16 px / 16) up,
+    # down, left and right with the edge repeated (computed here by edge padding)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    views = [padded[:, 1 + dy:17 + dy, 1 + dx:17 + dx] for dy, dx in
+             ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))]
+    views += [v[:, :, ::-1] for v in views]  # = the mirror's shifts (the shifts are symmetric)
+    want10 = np.mean([pred.model.predict(v, verbose=0) for v in views], axis=0)
+    assert not np.allclose(want10, want, atol=1e-4)  # the shifts change the outputs
+    for images in (x, files):
+        np.testing.assert_allclose(pred.predict_proba(images, batch_size=4,
+                                                      tta="hflip-shift"), want10, atol=1e-5)
+    np.testing.assert_allclose(pred.predict_proba(files[:3], batch_size=64,
+                                                  tta="hflip-shift"), want10[:3], atol=1e-5)
     ev = evaluate_images(run, train, tmp_path / "eval", batch_size=4, tta="hflip")
     assert ev["extra"]["tta"] == "hflip"
     with pytest.raises(WafertkError, match="unknown test-time augmentation 'rot4'"):
         pred.predict_proba(x, tta="rot4")
-    with pytest.raises(WafertkError, match="expected none or hflip"):
+    with pytest.raises(WafertkError, match="expected none or hflip or hflip-shift"):
         predict_images(run, files, tmp_path / "p.csv", tta="vflip")
     assert not (tmp_path / "p.csv").exists()
     assert predict_images(run, files[:2], tmp_path / "p.csv", tta="hflip")["tta"] == "hflip"

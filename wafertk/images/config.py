@@ -94,6 +94,9 @@ class AugmentConfig:
     shear: float = field(default=0.2, metadata={"check": in_range(0, 1)})
     width_shift: float = field(default=0.2, metadata={"check": in_range(0, 1)})
     height_shift: float = field(default=0.2, metadata={"check": in_range(0, 1)})
+    #: interpolate: sub-pixel shifts (keras RandomTranslation); pixels: whole-pixel shifts
+    #: (no interpolation, far cheaper to train with)
+    shift_mode: Literal["interpolate", "pixels"] = "interpolate"
     zoom: float = field(default=0.2, metadata={"check": in_range(0, 1, hi_open=True)})
     horizontal_flip: bool = True
     vertical_flip: bool = False

@@ -32,9 +32,11 @@ def _as_two_columns(raw: np.ndarray, n_classes: int) -> np.ndarray:
     return raw
 
 
-#: Test-time augmentations of image predictions: ``none``, or ``hflip`` (the mean of the
-#: probabilities of the image and of its mirror image: 2x the forward-pass work).
-IMAGE_TTA: tuple[str, ...] = ("none", "hflip")
+#: Test-time augmentations of image predictions (the mean of the class probabilities over
+#: the views of each image, :func:`tta_views`): ``none``; ``hflip``: the image and its mirror
+#: image (2x the forward-pass work); ``hflip-shift``: both, each also shifted by 1/16 of its
+#: size up, down, left and right, edge pixels repeated (10x the work).
+IMAGE_TTA: tuple[str, ...] = ("none", "hflip", "hflip-shift")
 
 
 def check_image_tta(tta: str) -> str:
@@ -43,6 +45,58 @@ def check_image_tta(tta: str) -> str:
         raise WafertkError(f"unknown test-time augmentation {tta!r} for images: expected "
                            f"{' or '.join(IMAGE_TTA)}")
     return tta
+
+
+def tta_views(tta: str, image_size: int) -> list[tuple[bool, int, int]]:
+    """The views of one test-time augmentation: ``(mirrored, row offset, column offset)``.
+
+    A view with offsets ``(dy, dx)`` has at ``[i, j]`` the pixel ``[i + dy, j + dx]`` of the
+    (mirrored) image, indices clipped to the image (edge pixels repeated), as the whole-pixel
+    shifts of training (``augment.shift_mode: pixels``).
+
+    Parameters
+    ----------
+    tta : {"none", "hflip", "hflip-shift"}
+    image_size : int
+        Side of the model's input; ``hflip-shift`` shifts by ``max(1, round(size / 16))``.
+
+    Returns
+    -------
+    list of (bool, int, int)
+        The unchanged image first.
+    """
+    check_image_tta(tta)
+    if tta == "none":
+        return [(False, 0, 0)]
+    shifts = [(0, 0)]
+    if tta == "hflip-shift":
+        s = max(1, round(image_size / 16))
+        shifts += [(s, 0), (-s, 0), (0, s), (0, -s)]
+    return [(mirrored, dy, dx) for mirrored in (False, True) for dy, dx in shifts]
+
+
+def _view_array(x: np.ndarray, view: tuple[bool, int, int]) -> np.ndarray:
+    mirrored, dy, dx = view
+    if mirrored:
+        x = x[:, :, ::-1]
+    if dy:
+        x = x[:, np.clip(np.arange(x.shape[1]) + dy, 0, x.shape[1] - 1)]
+    if dx:
+        x = x[:, :, np.clip(np.arange(x.shape[2]) + dx, 0, x.shape[2] - 1)]
+    return x
+
+
+def _view_tensor(x, view: tuple[bool, int, int], image_size: int):
+    import tensorflow as tf
+
+    mirrored, dy, dx = view
+    if mirrored:
+        x = tf.reverse(x, axis=[2])
+    if dy:
+        x = tf.gather(x, np.clip(np.arange(image_size) + dy, 0, image_size - 1), axis=1)
+    if dx:
+        x = tf.gather(x, np.clip(np.arange(image_size) + dx, 0, image_size - 1), axis=2)
+    return x
 
 
 def predict_proba_files(model, files: list[str], image_size: int, *,
@@ -55,41 +109,44 @@ def predict_proba_files(model, files: list[str], image_size: int, *,
     files : list of str
     image_size : int
     batch_size : int, default 64
-    tta : {"none", "hflip"}, default "none"
-        ``hflip``: average the probabilities of each image and of its mirror image.
+    tta : {"none", "hflip", "hflip-shift"}, default "none"
+        Test-time augmentation (:data:`IMAGE_TTA`): the mean of the probabilities over the
+        views of :func:`tta_views`; each step runs ``len(views) * batch_size`` images.
 
     Returns
     -------
     ndarray of shape (n, n_classes)
         A sigmoid model's output ``p`` becomes ``[1 - p, p]``.
     """
-    check_image_tta(tta)
+    views = tta_views(tta, image_size)
     n_out = int(model.output_shape[-1])
     n_classes = 2 if n_out == 1 else n_out
     if not files:
         return np.zeros((0, n_classes))
     ds = make_dataset(list(files), None, image_size=image_size, batch_size=batch_size)
-    if tta == "hflip":  # one decode per image: each batch goes through twice
-        import tensorflow as tf
+    if len(views) == 1:
+        return _as_two_columns(model.predict(ds, verbose=0), n_classes)
+    import tensorflow as tf
 
-        ds = ds.map(lambda x: tf.concat([x, tf.reverse(x, axis=[2])], axis=0))
-        raw = np.asarray(model.predict(ds, verbose=0), np.float64)
-        if len(raw) != 2 * len(files):  # the [batch, mirrored batch] layout was not kept
-            raise WafertkError(f"hflip test-time augmentation got {len(raw)} outputs for "
-                               f"{len(files)} images (expected {2 * len(files)})")
-        return _as_two_columns(_mean_of_halves(raw, batch_size, len(files)), n_classes)
-    return _as_two_columns(model.predict(ds, verbose=0), n_classes)
+    # one decode per image: each batch goes through once per view, [view 1, view 2, ...]
+    ds = ds.map(lambda x: tf.concat([_view_tensor(x, v, image_size) for v in views], axis=0))
+    raw = np.asarray(model.predict(ds, verbose=0), np.float64)
+    k = len(views)
+    if len(raw) != k * len(files):  # the [batch, view 2 of the batch, ...] layout was lost
+        raise WafertkError(f"{tta} test-time augmentation got {len(raw)} outputs for "
+                           f"{len(files)} images (expected {k * len(files)})")
+    return _as_two_columns(_mean_of_views(raw, batch_size, len(files), k), n_classes)
 
 
-def _mean_of_halves(raw: np.ndarray, batch_size: int, n: int) -> np.ndarray:
-    """Undo the ``[batch, flipped batch]`` layout of the ``hflip`` dataset: the mean of each
-    image's two outputs, in file order."""
+def _mean_of_views(raw: np.ndarray, batch_size: int, n: int, k: int) -> np.ndarray:
+    """Undo the ``[batch in view 1, ..., batch in view k]`` layout of the test-time
+    augmentation dataset: the mean of each image's ``k`` outputs, in file order."""
     out = np.empty((n, raw.shape[1]), np.float64)
     pos = 0
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
-        out[start:start + b] = 0.5 * (raw[pos:pos + b] + raw[pos + b:pos + 2 * b])
-        pos += 2 * b
+        out[start:start + b] = raw[pos:pos + k * b].reshape(k, b, -1).mean(axis=0)
+        pos += k * b
     return out
 
 
@@ -168,25 +225,23 @@ class ImagePredictor:
             RGB pixels in [0, 255] already at ``input_size`` (arrays), or image files
             (resized as in training).
         batch_size : int, default 64
-        tta : {"none", "hflip"}, default "none"
-            Test-time augmentation (:data:`IMAGE_TTA`): ``hflip`` averages the
-            probabilities of each image and of its mirror image.
+        tta : {"none", "hflip", "hflip-shift"}, default "none"
+            Test-time augmentation (:data:`IMAGE_TTA`): the mean of the probabilities over
+            the views of :func:`tta_views` (``hflip``: the image and its mirror image).
 
         Returns
         -------
         ndarray of shape (n, len(classes_))
         """
-        check_image_tta(tta)
+        views = tta_views(tta, self.input_size)
         if isinstance(images, np.ndarray):
             x = np.asarray(images, dtype=np.float32)
             if x.ndim != 4 or x.shape[1:] != (self.input_size, self.input_size, 3):
                 raise WafertkError(f"images of shape {x.shape}, expected (n, "
                                    f"{self.input_size}, {self.input_size}, 3)")
-            raw = np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0),
-                             np.float64)
-            if tta == "hflip":
-                flipped = self.model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)
-                raw = 0.5 * (raw + np.asarray(flipped, np.float64))
+            raw = np.mean([np.asarray(self.model.predict(_view_array(x, v),
+                                                         batch_size=batch_size, verbose=0),
+                                      np.float64) for v in views], axis=0)
             return _as_two_columns(raw, len(self.classes_))
         return predict_proba_files(self.model, [str(p) for p in images], self.input_size,
                                    batch_size=batch_size, tta=tta)
@@ -270,7 +325,7 @@ def predict_images(run_dir: str | os.PathLike, inputs: list[str | os.PathLike],
     """Predict image files / folders with a run and write ``file, class, probability``.
 
     Unreadable images are skipped with a warning (counted in the result). ``tta``:
-    test-time augmentation, ``none`` or ``hflip`` (:data:`IMAGE_TTA`).
+    test-time augmentation, ``none``, ``hflip`` or ``hflip-shift`` (:data:`IMAGE_TTA`).
 
     Returns
     -------
@@ -306,8 +361,8 @@ def evaluate_images(run_dir: str | os.PathLike, data_dir: str | os.PathLike,
                     tta: str = "none") -> dict[str, Any]:
     """Score a labelled image folder with a run; write the shared report into ``out_dir``.
 
-    ``tta``: test-time augmentation, ``none`` or ``hflip`` (:data:`IMAGE_TTA`; recorded in
-    the report's ``extra``).
+    ``tta``: test-time augmentation, ``none``, ``hflip`` or ``hflip-shift``
+    (:data:`IMAGE_TTA`; recorded in the report's ``extra``).
 
     The folder's sub-folders must include every class of the model (others are skipped
     with a warning). Written atomically: ``report.json`` (``accuracy``, ``weighted_f1`` at

@@ -149,7 +149,7 @@ def _augment_kwargs(cfg: ImageRunConfig) -> dict | None:
     if not a.enabled:
         return None
     return {"rotation": a.rotation, "shear": a.shear, "width_shift": a.width_shift,
-            "height_shift": a.height_shift, "zoom": a.zoom,
+            "height_shift": a.height_shift, "shift_mode": a.shift_mode, "zoom": a.zoom,
             "horizontal_flip": a.horizontal_flip, "vertical_flip": a.vertical_flip}
 
 
