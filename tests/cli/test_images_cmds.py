@@ -102,8 +102,13 @@ def test_train_evaluate_predict(tmp_path):
     assert ev["n"] == 6 and ev["extra"]["tta"] == "hflip"
     r = CliRunner().invoke(cli, ["images", "evaluate", str(run), str(val), "-o",
                                  str(tmp_path / "ev2"), "--tta", "rot4"])
-    assert r.exit_code == 2 and "'rot4' is not one of 'none', 'hflip'" in r.output
+    assert r.exit_code == 2 and "'rot4' is not one of 'none', 'hflip', 'hflip-shift'" in r.output
     assert not (tmp_path / "ev2").exists()
+    # the option's choices (written out: the CLI starts without TensorFlow) are the library's
+    from wafertk.images.predict import IMAGE_TTA
+    for name in ("evaluate", "predict"):
+        opt = next(p for p in cli.commands["images"].commands[name].params if p.name == "tta")
+        assert tuple(opt.type.choices) == IMAGE_TTA
     preds = tmp_path / "preds.csv"
     r = CliRunner().invoke(cli, ["images", "predict", str(run), str(val / "cats"),
                                  str(val / "dogs" / "0.png"), "-o", str(preds)])

@@ -53,6 +53,12 @@ def test_pixel_shift_moves_each_image_by_whole_pixels_and_reloads(tmp_path):
     np.testing.assert_array_equal(RandomPixelShift(0, 0)(x, training=True), x)
     with pytest.raises(ValueError, match="width_factor must be in"):
         RandomPixelShift(0.1, 1.5)
+    # a small factor still shifts (by one pixel), where rounding alone would give 0
+    tiny = np.asarray(RandomPixelShift(0.01, 0, seed=0)(x, training=True))
+    assert not np.array_equal(tiny, x)
+    assert all(any(np.array_equal(tiny[i], np.pad(x[i], ((1, 1), (0, 0), (0, 0)),
+                                                  mode="edge")[1 + d:17 + d])
+                   for d in (-1, 0, 1)) for i in range(len(x)))
     with pytest.raises(ConfigError, match="unknown shift_mode 'bilinear'"):
         augmentation_layers(shift_mode="bilinear")
 
@@ -63,8 +69,11 @@ def test_pixel_shift_moves_each_image_by_whole_pixels_and_reloads(tmp_path):
     assert isinstance(model.get_layer("aug_shift"), RandomPixelShift)
     model.save(tmp_path / "m.keras")
     back = keras.models.load_model(tmp_path / "m.keras")
-    assert back.get_layer("aug_shift").get_config()["width_factor"] == 0.1
+    again = back.get_layer("aug_shift")
+    assert isinstance(again, RandomPixelShift)
+    assert (again.height_factor, again.width_factor, again.seed) == (0.1, 0.1, 0)
     np.testing.assert_allclose(back(x, training=False), model(x, training=False), atol=1e-6)
+    assert not np.array_equal(again(x, training=True), x)  # still shifts in training
 
 
 def test_preprocess_modes():

@@ -191,16 +191,42 @@ def test_mixed_bfloat16_run_trains_reloads_and_predicts(image_folder, tmp_path):
     val = image_folder("val", n=3, seed=1)
     run = tmp_path / "run"
     report = run_image_training({**TINY, "train.mixed_precision": True,
-                                 "model.batch_norm": True}, run,
+                                 "model.batch_norm": True, "augment.shift_mode": "pixels"},
+                                run,
                                 data_dir=train, validation_dir=val)
     assert 0 <= report["accuracy"] <= 1
     pred = load_model(run)
     net = pred.model
     assert net.get_layer("conv1").compute_dtype == "bfloat16"
+    assert type(net.get_layer("aug_shift")).__name__ == "RandomPixelShift"
     assert net.get_layer("preprocess").compute_dtype == "float32"  # pixels kept exact
     proba = pred.predict_proba(np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)))
     assert proba.dtype == np.float64 or proba.dtype == np.float32
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+
+
+def test_tta_views_are_the_documented_shifts_and_mirrors():
+    """tta_views: view [i, j] is pixel [i + dy, j + dx] of the (mirrored) image, clipped to
+    the image; the streamed (tensor) and in-memory (array) views agree."""
+    from wafertk.images.predict import _view_array, _view_tensor, tta_views
+
+    assert tta_views("none", 32) == [(False, 0, 0)]
+    assert tta_views("hflip", 32) == [(False, 0, 0), (True, 0, 0)]
+    views = tta_views("hflip-shift", 32)
+    assert len(views) == 10 and views[0] == (False, 0, 0)
+    assert {(False, 2, 0), (False, -2, 0), (True, 0, 2), (True, 0, -2)} <= set(views)
+    assert tta_views("hflip-shift", 5)[1] == (False, 1, 0)  # at least one pixel
+    x = np.arange(2 * 5 * 5 * 3, dtype="float32").reshape(2, 5, 5, 3)
+    down = _view_array(x, (False, 1, 0))
+    np.testing.assert_array_equal(down[:, :4], x[:, 1:])
+    np.testing.assert_array_equal(down[:, 4], x[:, 4])  # the last row repeated
+    mirrored = x[:, :, ::-1]
+    right = _view_array(x, (True, 0, 2))
+    np.testing.assert_array_equal(right[:, :, :3], mirrored[:, :, 2:])
+    np.testing.assert_array_equal(right[:, :, 3:], mirrored[:, :, 4:].repeat(2, axis=2))
+    for view in tta_views("hflip-shift", 5):
+        np.testing.assert_array_equal(np.asarray(_view_tensor(x, view, 5)),
+                                      _view_array(x, view))
 
 
 def test_hflip_tta_is_the_mean_over_the_mirror_images(image_folder, tmp_path):
