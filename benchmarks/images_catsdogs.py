@@ -4,6 +4,9 @@
     .venv/bin/python benchmarks/images_catsdogs.py --parts squeezenet    # transfer only
     .venv/bin/python benchmarks/images_catsdogs.py --parts convnet --epochs 1 \\
         --max-per-class 50 --out /tmp/images_smoke.json                  # quick check
+    .venv/bin/python benchmarks/images_catsdogs.py --parts convnet --set augment.rotation=40 \
+        --runs /tmp/wafertk_catsdogs_try --out benchmarks/results/images_catsdogs_try.json
+        # the convnet with config keys changed (--set is repeatable)
 
 Data: ``../shared/data/cats_and_dogs/{train,validation}`` (2,000 training, 1,000 validation
 images; the report scores the validation folder, which nothing tunes on except early
@@ -39,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 CATSDOGS = DATA / "cats_and_dogs"
 WEIGHTS = DATA / "weights" / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "images_catsdogs.json"
 TARGETS = {"squeezenet_frozen": 0.90, "squeezenet": 0.93, "convnet": 0.82}
 
 
@@ -58,8 +62,21 @@ def _parts(args) -> dict[str, tuple[dict, Path | None]]:
         # the packaged configs/images_catsdogs.yaml; flags given override it
         "convnet": ({k: v for k, v in {"data.image_size": args.convnet_size,
                                         "train.epochs": args.epochs}.items()
-                     if v is not None} | quick, None),
+                     if v is not None} | quick | _sets(args.set), None),
     }
+
+
+def _sets(items: list[str]) -> dict[str, object]:
+    """``--set KEY=VALUE`` pairs as config overrides (values read as YAML)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE (e.g. augment.rotation=40)")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 #: packaged config of each part (None: configs/images.yaml + the part's overrides)
@@ -86,9 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-per-class", type=int, default=None)
     ap.add_argument("--convnet-size", type=int, default=None,
                     help="image side of the from-scratch convnet (default: its config's)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the convnet's config (repeatable)")
     ap.add_argument("--runs", type=Path, default=Path("/tmp/wafertk_images_catsdogs"))
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
-                    "images_catsdogs.json")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     import yaml
 
@@ -126,7 +144,11 @@ def main(argv: list[str] | None = None) -> None:
                             + (f" --max-per-class {args.max_per_class}"
                                if args.max_per_class else "")
                             + (f" --convnet-size {args.convnet_size}"
-                               if args.convnet_size and "convnet" in wanted else ""))
+                               if args.convnet_size and "convnet" in wanted else "")
+                            + "".join(f" --set {s}" for s in args.set)
+                            + (f" --runs {args.runs} --out "
+                               f"{os.path.relpath(args.out.resolve(), ROOT)}"
+                               if args.out.resolve() != DEFAULT_OUT else ""))
         results["parts"][name] = entry
         if name == "squeezenet":
             frozen = _frozen_phase(args.runs / name)
