@@ -207,8 +207,10 @@ def test_mixed_bfloat16_run_trains_reloads_and_predicts(image_folder, tmp_path):
 
 def test_tta_views_are_the_documented_shifts_and_mirrors():
     """tta_views: view [i, j] is pixel [i + dy, j + dx] of the (mirrored) image, clipped to
-    the image; the streamed (tensor) and in-memory (array) views agree."""
-    from wafertk.images.predict import _view_array, _view_tensor, tta_views
+    the image; arrays and tensors (the streamed batches) give the same views."""
+    import tensorflow as tf
+
+    from wafertk.images.predict import _view, tta_views
 
     assert tta_views("none", 32) == [(False, 0, 0)]
     assert tta_views("hflip", 32) == [(False, 0, 0), (True, 0, 0)]
@@ -217,16 +219,16 @@ def test_tta_views_are_the_documented_shifts_and_mirrors():
     assert {(False, 2, 0), (False, -2, 0), (True, 0, 2), (True, 0, -2)} <= set(views)
     assert tta_views("hflip-shift", 5)[1] == (False, 1, 0)  # at least one pixel
     x = np.arange(2 * 5 * 5 * 3, dtype="float32").reshape(2, 5, 5, 3)
-    down = _view_array(x, (False, 1, 0))
+    down = np.asarray(_view(x, (False, 1, 0)))
     np.testing.assert_array_equal(down[:, :4], x[:, 1:])
     np.testing.assert_array_equal(down[:, 4], x[:, 4])  # the last row repeated
     mirrored = x[:, :, ::-1]
-    right = _view_array(x, (True, 0, 2))
+    right = np.asarray(_view(x, (True, 0, 2)))
     np.testing.assert_array_equal(right[:, :, :3], mirrored[:, :, 2:])
     np.testing.assert_array_equal(right[:, :, 3:], mirrored[:, :, 4:].repeat(2, axis=2))
     for view in tta_views("hflip-shift", 5):
-        np.testing.assert_array_equal(np.asarray(_view_tensor(x, view, 5)),
-                                      _view_array(x, view))
+        np.testing.assert_array_equal(np.asarray(_view(tf.constant(x), view)),
+                                      np.asarray(_view(x, view)))
 
 
 def test_hflip_tta_is_the_mean_over_the_mirror_images(image_folder, tmp_path):

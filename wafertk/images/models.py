@@ -201,10 +201,10 @@ def augmentation_layers(*, rotation: float = 45.0, shear: float = 0.2,
                                name="aug_shear"))
     if shift_mode not in ("interpolate", "pixels"):
         raise ConfigError(f"unknown shift_mode {shift_mode!r} (interpolate, pixels)")
-    if (width_shift or height_shift) and shift_mode == "pixels":
-        out.append(RandomPixelShift(height_shift, width_shift, seed=seed, name="aug_shift"))
-    elif width_shift or height_shift:
-        out.append(layers.RandomTranslation(height_shift, width_shift, fill_mode="nearest",
+    if width_shift or height_shift:
+        out.append(RandomPixelShift(height_shift, width_shift, seed=seed, name="aug_shift")
+                   if shift_mode == "pixels" else
+                   layers.RandomTranslation(height_shift, width_shift, fill_mode="nearest",
                                             seed=seed, name="aug_shift"))
     if zoom:
         out.append(layers.RandomZoom((-zoom, zoom), (-zoom, zoom), fill_mode="nearest",

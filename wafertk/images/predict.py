@@ -75,27 +75,18 @@ def tta_views(tta: str, image_size: int) -> list[tuple[bool, int, int]]:
     return [(mirrored, dy, dx) for mirrored in (False, True) for dy, dx in shifts]
 
 
-def _view_array(x: np.ndarray, view: tuple[bool, int, int]) -> np.ndarray:
-    mirrored, dy, dx = view
-    if mirrored:
-        x = x[:, :, ::-1]
-    if dy:
-        x = x[:, np.clip(np.arange(x.shape[1]) + dy, 0, x.shape[1] - 1)]
-    if dx:
-        x = x[:, :, np.clip(np.arange(x.shape[2]) + dx, 0, x.shape[2] - 1)]
-    return x
-
-
-def _view_tensor(x, view: tuple[bool, int, int], image_size: int):
+def _view(x, view: tuple[bool, int, int]):
+    """One view of :func:`tta_views` of a batch ``(n, H, W, C)`` (array or tensor; a tensor
+    comes back)."""
     import tensorflow as tf
 
     mirrored, dy, dx = view
     if mirrored:
         x = tf.reverse(x, axis=[2])
-    if dy:
-        x = tf.gather(x, np.clip(np.arange(image_size) + dy, 0, image_size - 1), axis=1)
-    if dx:
-        x = tf.gather(x, np.clip(np.arange(image_size) + dx, 0, image_size - 1), axis=2)
+    for axis, d in ((1, dy), (2, dx)):
+        if d:
+            size = int(x.shape[axis])
+            x = tf.gather(x, np.clip(np.arange(size) + d, 0, size - 1), axis=axis)
     return x
 
 
@@ -129,7 +120,7 @@ def predict_proba_files(model, files: list[str], image_size: int, *,
     import tensorflow as tf
 
     # one decode per image: each batch goes through once per view, [view 1, view 2, ...]
-    ds = ds.map(lambda x: tf.concat([_view_tensor(x, v, image_size) for v in views], axis=0))
+    ds = ds.map(lambda x: tf.concat([_view(x, v) for v in views], axis=0))
     raw = np.asarray(model.predict(ds, verbose=0), np.float64)
     k = len(views)
     if len(raw) != k * len(files):  # the [batch, view 2 of the batch, ...] layout was lost
@@ -239,9 +230,9 @@ class ImagePredictor:
             if x.ndim != 4 or x.shape[1:] != (self.input_size, self.input_size, 3):
                 raise WafertkError(f"images of shape {x.shape}, expected (n, "
                                    f"{self.input_size}, {self.input_size}, 3)")
-            raw = np.mean([np.asarray(self.model.predict(_view_array(x, v),
-                                                         batch_size=batch_size, verbose=0),
-                                      np.float64) for v in views], axis=0)
+            raw = np.mean([np.asarray(self.model.predict(_view(x, v), batch_size=batch_size,
+                                                         verbose=0), np.float64)
+                           for v in views], axis=0)
             return _as_two_columns(raw, len(self.classes_))
         return predict_proba_files(self.model, [str(p) for p in images], self.input_size,
                                    batch_size=batch_size, tta=tta)
