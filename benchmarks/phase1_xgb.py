@@ -13,13 +13,13 @@ training file, with early stopping on the whole validation side (both partitions
 Variants: a binary XGBoost (defective vs none) on the five feature sets of the XGBoost
 baseline with the wafers of production lots (Test A) weighted 1x or 3x, the 9-class model
 (``--classes all``: P(defective) = 1 - P(none)), and binary models on subsets of the feature
-sets (``--subsets``; the shipped ``configs/xgboost_detector.yaml`` uses density, geometry and
-metadata). Each is scored alone and as the mean of its P(defective) with the rotation-averaged
+sets (``--subsets``, which may add the ``spatial`` set; the shipped
+``configs/xgboost_detector.yaml`` uses density, geometry, metadata and spatial). Each is scored alone and as the mean of its P(defective) with the rotation-averaged
 CNN detector's (``--cnn``, default the CNN member of the shipped ensemble detector; rot4
 test-time augmentation, calibrated): ROC AUC, average precision, recall at the highest-recall
 threshold with precision >= 0.80 (fitted and read on the same wafers: an upper bound that
 ranks variants, as in ``benchmarks/experiments.py``) and best F1. The features are cached in
-``$WORK/phase1_features.npz``.
+``$WORK/phase1_features.npz`` (the baseline's five sets) and ``$WORK/features_spatial.npz``.
 """
 
 from __future__ import annotations
@@ -37,20 +37,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 WORK = Path(os.environ.get("WORK", "/tmp/wafertk-shipped"))
 OUT = ROOT / "benchmarks" / "results" / "phase1_xgb.json"
+#: feature sets outside the baseline's five that ``--subsets`` may name
+EXTRA_SETS = ("spatial",)
 
 
-def features(ws, path: Path) -> np.ndarray:
-    """The baseline's feature matrix of ``ws``, cached in ``path`` (keyed by wafer id)."""
+def features(ws, path: Path, extra_sets: list[str] = ()) -> np.ndarray:
+    """The baseline's feature matrix of ``ws``, cached in ``path`` (keyed by wafer id), then
+    the columns of each of ``extra_sets``, cached beside it in ``features_<set>.npz``."""
     from wafertk.baseline import XGBoostWaferClassifier
+    from wafertk.features import extract_features
 
     ids = ws.wafer_id.astype(str)
-    if path.exists():
-        z = np.load(path, allow_pickle=False)
-        if np.array_equal(z["ids"], ids):
-            return z["X"]
-    X = XGBoostWaferClassifier(n_jobs=2).transform_features(ws)
-    np.savez(path, ids=ids, X=X)
-    return X
+    blocks = []
+    for p, sets in [(path, None), *((path.with_name(f"features_{s}.npz"), s)
+                                    for s in extra_sets)]:
+        if p.exists():
+            z = np.load(p, allow_pickle=False)
+            if np.array_equal(z["ids"], ids):
+                blocks.append(z["X"])
+                continue
+        X = (XGBoostWaferClassifier(n_jobs=2).transform_features(ws) if sets is None
+             else extract_features(ws, sets, n_jobs=2))
+        np.savez(p, ids=ids, X=X)
+        blocks.append(X)
+    return np.hstack(blocks)
 
 
 def main() -> int:
@@ -66,7 +76,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default="1,3", help="production-lot weights to try")
     ap.add_argument("--subsets", default="density+meta,density+meta+filters,"
-                    "density+meta+radon,density+meta+geometry",
+                    "density+meta+radon,density+meta+geometry,density+meta+geometry+spatial,"
+                    "filters+density+radon+geometry+meta+spatial",
                     help="feature-set subsets to try (binary, weight 1)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--cnn", type=Path, default=ROOT / "wafertk" / "models" / "shipped"
@@ -81,7 +92,9 @@ def main() -> int:
     labels = ws.label_strings().astype(str)
     y = (labels != "none").astype(int)
     t0 = time.perf_counter()
-    X = features(ws, WORK / "phase1_features.npz")
+    extra = [s for s in EXTRA_SETS if any(s in sub.split("+")
+                                          for sub in args.subsets.split(","))]
+    X = features(ws, WORK / "phase1_features.npz", extra)
     feat_s = time.perf_counter() - t0
     tr, va = split.train, split.val
     pv = va[prod[va]]  # the production validation wafers
@@ -101,12 +114,12 @@ def main() -> int:
     for sub in filter(None, args.subsets.split(",")):
         variants[f"binary-{sub}"] = {"classes": ["none", "defective"], "prod_weight": 1.0,
                                      "sets": sub.split("+")}
-    all_names = feature_names(list(DEFAULT_XGB_SETS))
+    all_names = feature_names([*DEFAULT_XGB_SETS, *extra])
     for name, v in variants.items():
         t0 = time.perf_counter()
-        cols = slice(None)
-        if "sets" in v:  # the columns of these sets in the five-set matrix
-            cols = np.flatnonzero(np.isin(all_names, feature_names(v["sets"])))
+        # the columns of these sets (default the baseline's five) in the feature matrix
+        sets = v.get("sets", list(DEFAULT_XGB_SETS))
+        cols = np.flatnonzero(np.isin(all_names, feature_names(sets)))
         Xs = X[:, cols]
         if v["classes"] is None:
             clf = XGBoostWaferClassifier(class_weight="balanced")

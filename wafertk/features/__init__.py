@@ -13,9 +13,11 @@ density    fail density in 13 regions (4 edge quarters + 3x3 inner grid)  13
 radon      Radon profile, 20 means + 20 stds (cubic interpolation)        40
 geometry   most salient fail region after a median filter                 8
 meta       die-metadata vector (same as the CNN's)                        17
+spatial    rotation-invariant arrangement of the fails: densest/sparsest  22
+           sector per ring, neighbour clustering, raw fail regions, lines
 ========== ============================================================== =========
 
-Functions work on native-size maps (density, radon, geometry, meta) or on the fail-preserving
+Functions work on native-size maps (density, radon, geometry, meta, spatial) or on the fail-preserving
 resize (gabor, filters, default 64 x 64). Nothing here imports TensorFlow or XGBoost.
 """
 
@@ -41,7 +43,9 @@ from wafertk.features.transformers import (
     GeometryFeatures,
     MetaFeatures,
     RadonFeatures,
+    SpatialFeatures,
 )
+from wafertk.features.spatial import spatial_features
 from wafertk.features.wu import (
     density_features,
     geometry_features,
@@ -58,6 +62,7 @@ __all__ = [
     "GeometryFeatures",
     "MetaFeatures",
     "RadonFeatures",
+    "SpatialFeatures",
     "density_features",
     "extract_features",
     "extract_file",
@@ -70,5 +75,6 @@ __all__ = [
     "make_feature_union",
     "parse_sets",
     "radon_features",
+    "spatial_features",
     "sinogram",
 ]

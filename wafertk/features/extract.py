@@ -21,6 +21,7 @@ from wafertk.features.transformers import (
     GeometryFeatures,
     MetaFeatures,
     RadonFeatures,
+    SpatialFeatures,
 )
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,11 @@ FEATURE_SETS: dict[str, type] = {
     "radon": RadonFeatures,
     "geometry": GeometryFeatures,
     "meta": MetaFeatures,
+    "spatial": SpatialFeatures,
 }
 #: The sets used by default (CLI ``--set``, :class:`~wafertk.baseline.XGBoostWaferClassifier`).
-DEFAULT_SETS: tuple[str, ...] = ("gabor", "filters", "density", "radon", "geometry", "meta")
+DEFAULT_SETS: tuple[str, ...] = ("gabor", "filters", "density", "radon", "geometry", "meta",
+                                 "spatial")
 
 
 def parse_sets(sets: str | Sequence[str] | None) -> list[str]:

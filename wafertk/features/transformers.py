@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from wafertk.features import filters as _filters
 from wafertk.features import gabor as _gabor
+from wafertk.features import spatial as _spatial
 from wafertk.features import wu as _wu
 from wafertk.features._common import MapsLike
 
@@ -182,6 +183,17 @@ class GeometryFeatures(_WaferTransformer):
 
     def _compute(self, X):
         return _wu.geometry_features(X, int(self.median_size))
+
+
+class SpatialFeatures(_WaferTransformer):
+    """Rotation-invariant spatial statistics of the fail dies (:func:`spatial_features`):
+    sector extrema per ring, neighbour clustering, raw fail regions, straight lines."""
+
+    def _names(self):
+        return list(_spatial.SPATIAL_FEATURE_NAMES)
+
+    def _compute(self, X):
+        return _spatial.spatial_features(X)
 
 
 class MetaFeatures(_WaferTransformer):
