@@ -38,8 +38,9 @@ def main() -> int:
     from wafertk.registry import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8",
-                    help="the CNN member's shares to compare")
+    ap.add_argument("--weights", default="0,0.2,0.3,0.4,0.5,0.6,0.7,0.8,1",
+                    help="the CNN member's shares to compare (0: the XGBoost alone, 1: the CNN "
+                    "alone)")
     ap.add_argument("--detector", type=Path, default=DETECTOR,
                     help="the ensemble detector folder (default: the shipped detector)")
     ap.add_argument("--out", type=Path, default=OUT)
