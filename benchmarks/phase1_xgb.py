@@ -14,9 +14,10 @@ Variants: a binary XGBoost (defective vs none) on the five feature sets of the X
 baseline with the wafers of production lots (Test A) weighted 1x or 3x, the 9-class model
 (``--classes all``: P(defective) = 1 - P(none)), and binary models on subsets of the feature
 sets (``--subsets``, which may add the ``spatial`` set; the shipped
-``configs/xgboost_detector.yaml`` uses density, geometry, metadata and spatial). Each is scored alone and as the mean of its P(defective) with the rotation-averaged
-CNN detector's (``--cnn``, default the CNN member of the shipped ensemble detector; rot4
-test-time augmentation, calibrated): ROC AUC, average precision, recall at the highest-recall
+``configs/xgboost_detector.yaml`` uses density, geometry, metadata and spatial). Each is
+scored alone and as the mean of its P(defective) with the rotation-averaged CNN detector's
+(``--cnn``, default the CNN member of the shipped ensemble detector; rot4 test-time
+augmentation, calibrated): ROC AUC, average precision, recall at the highest-recall
 threshold with precision >= 0.80 (fitted and read on the same wafers: an upper bound that
 ranks variants, as in ``benchmarks/experiments.py``) and best F1. The features are cached in
 ``$WORK/phase1_features.npz`` (the baseline's five sets) and ``$WORK/features_spatial.npz``.

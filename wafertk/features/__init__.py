@@ -17,8 +17,9 @@ spatial    rotation-invariant arrangement of the fails: densest/sparsest  22
            sector per ring, neighbour clustering, raw fail regions, lines
 ========== ============================================================== =========
 
-Functions work on native-size maps (density, radon, geometry, meta, spatial) or on the fail-preserving
-resize (gabor, filters, default 64 x 64). Nothing here imports TensorFlow or XGBoost.
+Functions work on native-size maps (density, radon, geometry, meta, spatial) or on the
+fail-preserving resize (gabor, filters, default 64 x 64). Nothing here imports TensorFlow or
+XGBoost.
 """
 
 from wafertk.features.extract import (
@@ -36,6 +37,7 @@ from wafertk.features.gabor import (
     gabor_responses,
     gabor_responses_reference,
 )
+from wafertk.features.spatial import spatial_features
 from wafertk.features.transformers import (
     DensityFeatures,
     FilterFeatures,
@@ -45,7 +47,6 @@ from wafertk.features.transformers import (
     RadonFeatures,
     SpatialFeatures,
 )
-from wafertk.features.spatial import spatial_features
 from wafertk.features.wu import (
     density_features,
     geometry_features,

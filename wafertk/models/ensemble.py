@@ -10,8 +10,8 @@ Two kinds, built by :func:`build_ensemble` from the members' kinds:
   trained with ``classes: binary``), all with the classes ``["good", "defective"]``; the
   mean of their P(defective) goes through the ensemble's own temperature and is compared with
   its own threshold (both fitted by ``wafertk calibrate``). The shipped detector is one: the
-  rotation-averaged CNN and an XGBoost on the largest fail region's geometry, regional fail
-  density and die metadata.
+  rotation-averaged CNN and an XGBoost on the spatial arrangement of the fails, the largest
+  fail region's geometry, regional fail density and die metadata.
 
 An ensemble folder is self-contained: its members (manifest, model file, config) are copied
 into ``members/`` beside ``members.json`` (their relative paths and weights) and the
