@@ -53,6 +53,9 @@ def main() -> None:
                     help="neighbours: one value, or a comma-separated grid chosen on "
                          "validation with the trim (e.g. 5,10,20,50)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sets", default=",".join(SETS),
+                    help="feature sets of the detector (default: those of the library's "
+                         "FeatureKNNDetector when this was written)")
     ap.add_argument("--out", type=Path,
                     default=ROOT / "benchmarks" / "results" / "anomaly_knn_trim.json")
     args = ap.parse_args()
@@ -77,8 +80,9 @@ def main() -> None:
     print(f"data ready in {time.perf_counter() - t0:.0f} s: validation {len(val)} wafers "
           f"({int(y_val.sum())} defective)", flush=True)
 
+    sets = tuple(s.strip() for s in args.sets.split(","))
     t = time.perf_counter()
-    feats = {name: np.asarray(extract_features(w, sets=list(SETS), n_jobs=1))
+    feats = {name: np.asarray(extract_features(w, sets=list(sets), n_jobs=1))
              for name, w in (("a", train_a), ("b", train_b), ("val", val))}
     feat_seconds = time.perf_counter() - t
     print(f"features in {feat_seconds:.0f} s", flush=True)
@@ -100,7 +104,7 @@ def main() -> None:
         grid, fitted = {}, {}
         for k, trim in combos:
             det = fitted[k, trim] = wa.PrecomputedFeatureKNN(
-                feature_sets=SETS, k=k, trim_fraction=trim).fit(feats[setting])
+                feature_sets=sets, k=k, trim_fraction=trim).fit(feats[setting])
             grid[name(k, trim)] = {**auc(y_val, det.score_samples(feats["val"])),
                                    "n_trimmed": det.n_trimmed_}
             print(f"({setting}) k {k} trim {trim}: validation AUC "
@@ -111,7 +115,7 @@ def main() -> None:
         entry = {"validation": grid, "chosen_k": best[0], "chosen_trim_fraction": best[1]}
         if f_test is None:
             t = time.perf_counter()
-            f_test = np.asarray(extract_features(test, sets=list(SETS), n_jobs=1))
+            f_test = np.asarray(extract_features(test, sets=list(sets), n_jobs=1))
             feat_seconds += time.perf_counter() - t
         for k, trim in sorted({default, best}):  # the default detector and the chosen one
             key = (f"production_test_trim_{trim}" if len(ks) == 1
@@ -120,7 +124,7 @@ def main() -> None:
         res[setting] = entry
         print(f"({setting}) chosen k {best[0]} trim {best[1]}", flush=True)
 
-    out = {"protocol": "features-knn (density/radon/geometry/meta), training wafers of "
+    out = {"protocol": f"features-knn ({'/'.join(sets)}), training wafers of "
                        "settings (a)/(b) as anomaly_wafers_baselines.py; k and trim chosen on "
                        "the validation lots of Test A; production test scored with the default "
                        "(k=20, trim 0) and the chosen setting only",
