@@ -50,7 +50,7 @@ class AnomalyModelConfig:
     dense_units: int = field(default=128, metadata=_AT_LEAST_1)
     #: features-knn: wafer-feature sets (wafertk features --set) and neighbours averaged
     feature_sets: list[str] = field(default_factory=lambda: ["density", "radon", "geometry",
-                                                             "meta"])
+                                                             "meta", "spatial"])
     #: null: the model's own default (features-knn 20, pretrained-knn 10)
     k: int | None = field(default=None, metadata=_AT_LEAST_1)
     #: pretrained-knn (images; k above is its neighbours too): the backbone, its local
