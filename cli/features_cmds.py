@@ -37,8 +37,8 @@ def features(wafers: tuple[Path, ...], output: Path, sets: str | None, jobs: int
     """Compute wafer-map features of WAFERS into a table (one row per wafer).
 
     Keeps the wafer_id, lot and label columns, then one column per feature
-    (``<set>__<name>``). Sets: gabor, filters, density, radon, geometry, meta
-    (docs/features.md).
+    (``<set>__<name>``). Sets: gabor, filters, density, radon, geometry, meta,
+    spatial (docs/features.md).
 
     WAFERS is one wafers.h5 file, several, or a quoted glob ('archive/*.h5'); their rows
     follow one another in the table. --scheduler runs it on a Dask cluster

@@ -1,6 +1,7 @@
 """Spatial fail statistics: hand-made maps with known values (a line, a blob, isolated fails,
-an edge ring against an edge arc), rotation invariance, the strip counts against the Radon
-sinogram, the die-mask cache, and defined values on degenerate maps."""
+two regions, an edge ring against an edge arc, a fully failing map, cells with too few dies),
+exact invariance under quarter turns on odd, even and non-square grids, the strip counts
+against the Radon sinogram, the die-mask cache, and defined values on degenerate maps."""
 
 import numpy as np
 import pytest
@@ -44,8 +45,12 @@ def test_a_compact_blob_is_dense_and_not_a_line():
     m[14:27, 14:27] = 2  # 13 x 13 block at the centre
     f = _f(m)
     assert f["region1_share"] == pytest.approx(1.0) and f["region2_share"] == 0.0
-    inner = (11 * 11) / (13 * 13)  # dies with all 8 neighbours failing
-    assert f["dense_fail_share"] >= inner
+    # 121 inner dies have 8 failing neighbours, 44 edge dies 5, the 4 corners 3
+    assert f["dense_fail_share"] == pytest.approx(165 / 169)
+    assert f["neighbour_fail_ratio"] == pytest.approx((121 + 44 * 5 / 8 + 4 * 3 / 8) / 169)
+    p = 169 / (m > 0).sum()
+    assert f["neighbour_lift"] == pytest.approx(np.log1p(f["neighbour_fail_ratio"] / p))
+    assert f["isolated_fail_share"] == 0.0
     assert f["line_contrast"] < 0.2  # as thick one way as the other
     assert f["sector_max_ring0"] == pytest.approx(1.0)
     assert f["sector_min_ring0"] == pytest.approx(1.0)
@@ -76,20 +81,58 @@ def test_edge_ring_fills_every_sector_and_an_arc_a_few():
     assert fr["sector_max_ring0"] == 0.0
 
 
-def test_rotation_by_90_degrees_keeps_the_rotation_invariant_columns():
-    rng = np.random.default_rng(3)
-    m = _disc()
+def _ellipse(h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    m = np.zeros((h, w), np.uint8)
+    m[((yy - (h - 1) / 2) / (h / 2)) ** 2 + ((xx - (w - 1) / 2) / (w / 2)) ** 2 <= 1] = 1
+    return m
+
+
+@pytest.mark.parametrize("shape", [(41, 41), (40, 40), (31, 44), (44, 31)])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_quarter_turn_keeps_sector_neighbour_and_region_columns(shape, seed):
+    rng = np.random.default_rng(seed)
+    m = _ellipse(*shape)
     m[(m > 0) & (rng.random(m.shape) < 0.1)] = 2
-    m[5:12, 22:30] = np.where(m[5:12, 22:30] > 0, 2, 0)
-    a, b = spatial_one(m), spatial_one(np.rot90(m).copy())
-    exact = [n for n in SPATIAL_FEATURE_NAMES if not n.startswith(("line_", "sector_"))]
-    for n in exact:  # neighbours and regions do not depend on the orientation
-        i = SPATIAL_FEATURE_NAMES.index(n)
-        assert a[i] == pytest.approx(b[i], rel=1e-6), n
-    for ring in range(5):  # 8 sectors of 45 degrees: a quarter turn permutes them
-        for kind in ("max", "min"):
-            i = SPATIAL_FEATURE_NAMES.index(f"sector_{kind}_ring{ring}")
-            assert a[i] == pytest.approx(b[i], rel=1e-6)
+    h, w = shape
+    blob = m[h // 8:h // 3, w // 2:w // 2 + w // 5]  # a local pattern off the centre
+    blob[blob > 0] = 2
+    m[h // 2, w // 2] = 2  # the centre die fails too (it belongs to no sector)
+    a = spatial_one(m)
+    for k in (1, 2, 3):
+        b = spatial_one(np.rot90(m, k).copy())
+        for i, n in enumerate(SPATIAL_FEATURE_NAMES):
+            if not n.startswith("line_"):  # the projections' rounding is not exact
+                assert a[i] == pytest.approx(b[i], rel=1e-6, abs=1e-7), (n, k)
+    assert a[SPATIAL_FEATURE_NAMES.index("sector_max_ring1")] > 0
+
+
+def test_two_regions_and_an_isolated_die():
+    m = _disc()
+    m[10:13, 10:13] = 2  # 9 dies
+    m[25:27, 25:27] = 2  # 4 dies
+    m[20, 5] = 2  # 1 isolated die
+    f = _f(m)
+    assert f["region1_share"] == pytest.approx(9 / 14)
+    assert f["region2_share"] == pytest.approx(4 / 14)
+    assert f["regions_3plus"] == pytest.approx(np.log1p(2))
+    assert f["isolated_fail_share"] == pytest.approx(1 / 14)
+
+
+def test_a_map_whose_dies_all_fail_has_no_line():
+    m = _disc()
+    m[m > 0] = 2
+    f = _f(m)
+    assert f["line_excess"] == 0.0 and f["line_share"] == 0.0 and f["line_contrast"] == 0.0
+    assert f["sector_min_ring4"] == pytest.approx(1.0) and f["dense_fail_share"] > 0.9
+
+
+def test_sectors_with_too_few_dies_are_left_out():
+    m = np.ones((4, 4), np.uint8)  # every ring-sector cell holds fewer than 3 dies
+    m[0, 0] = 2
+    f = _f(m)
+    assert all(f[f"sector_{k}_ring{i}"] == 0.0 for k in ("max", "min") for i in range(5))
+    assert f["neighbour_fail_ratio"] == 0.0 and f["isolated_fail_share"] == 1.0
 
 
 def test_strip_counts_are_pairs_of_sinogram_bins():
@@ -102,21 +145,26 @@ def test_strip_counts_are_pairs_of_sinogram_bins():
     np.testing.assert_allclose(strips, padded[:-1] + padded[1:])
 
 
-def test_cached_die_strips_give_the_same_values_as_fresh_ones():
+def test_cached_die_strips_equal_fresh_counts_and_keep_shapes_apart():
     from wafertk.features import spatial as sp
 
     rng = np.random.default_rng(1)
-    maps = []
-    for _ in range(5):  # one product: the same die mask, different fails
+    sp._die_strips.cache_clear()
+    for _ in range(3):  # one product: the same die mask, different fails
         m = _disc(31)
         m[(m > 0) & (rng.random(m.shape) < 0.3)] = 2
-        maps.append(m)
-    sp._die_strips.cache_clear()
-    first = spatial_features(maps)
-    assert sp._die_strips.cache_info().hits == 4
-    sp._die_strips.cache_clear()
-    again = np.stack([spatial_one(m) for m in maps[::-1]])[::-1]
-    np.testing.assert_array_equal(first, again)
+        spatial_one(m)
+    assert sp._die_strips.cache_info().hits == 2
+    die = _disc(31) > 0
+    cached = sp._die_strips(31, 31, np.packbits(die).tobytes())
+    np.testing.assert_array_equal(cached, _strip_counts(*np.nonzero(die), 31, 31))
+    # the same packed bytes for two shapes: each gets its own counts
+    bits = np.zeros(16, bool)
+    bits[[0, 5, 10, 15]] = True
+    packed = np.packbits(bits).tobytes()
+    for h, w in ((4, 4), (2, 8)):
+        got = sp._die_strips(h, w, packed)
+        np.testing.assert_array_equal(got, _strip_counts(*np.nonzero(bits.reshape(h, w)), h, w))
 
 
 @pytest.mark.parametrize("m", [

@@ -1,9 +1,10 @@
 """Unsupervised wafer anomaly detection on the classic wafer-map features: ``features-knn``.
 
 :class:`FeatureKNNDetector` standardises the features of :mod:`wafertk.features` (regional
-fail density, Radon projections, geometry of the largest fail region, die metadata) on the
-training wafers and scores a wafer by its mean distance to the ``k`` nearest training wafers:
-a wafer whose fail pattern looks like no normal wafer is far from all of them. No labels, no
+fail density, Radon projections, geometry of the largest fail region, die metadata, the
+spatial arrangement of the fails) on the training wafers and scores a wafer by its mean
+distance to the ``k`` nearest training wafers: a wafer whose fail pattern looks like no
+normal wafer is far from all of them. No labels, no
 network; on WM-811K's production test it is the strongest unsupervised detector of this
 module (docs/anomaly.md).
 

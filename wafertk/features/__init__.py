@@ -13,7 +13,7 @@ density    fail density in 13 regions (4 edge quarters + 3x3 inner grid)  13
 radon      Radon profile, 20 means + 20 stds (cubic interpolation)        40
 geometry   most salient fail region after a median filter                 8
 meta       die-metadata vector (same as the CNN's)                        17
-spatial    rotation-invariant arrangement of the fails: densest/sparsest  22
+spatial    rotation-invariant arrangement of the fails: densest/sparsest  20
            sector per ring, neighbour clustering, raw fail regions, lines
 ========== ============================================================== =========
 

@@ -36,7 +36,8 @@ FEATURE_SETS: dict[str, type] = {
     "meta": MetaFeatures,
     "spatial": SpatialFeatures,
 }
-#: The sets used by default (CLI ``--set``, :class:`~wafertk.baseline.XGBoostWaferClassifier`).
+#: The sets used by default (CLI ``--set``, :func:`extract_features`); the XGBoost baseline has
+#: its own (:data:`wafertk.baseline.model.DEFAULT_XGB_SETS`).
 DEFAULT_SETS: tuple[str, ...] = ("gabor", "filters", "density", "radon", "geometry", "meta",
                                  "spatial")
 

@@ -51,18 +51,22 @@ SPATIAL_FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
-@lru_cache(maxsize=4096)
-def _cells(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """(normalised radius, angular sector) of every cell of an ``h x w`` grid, flattened."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    dy = (yy - (h - 1) / 2) / max(h / 2, 0.5)
-    dx = (xx - (w - 1) / 2) / max(w / 2, 0.5)
-    r = np.hypot(dy, dx).ravel()
-    ang = np.arctan2(dy, dx).ravel() % (2 * np.pi)
-    sector = np.minimum((ang / (2 * np.pi) * N_SECTORS).astype(np.int64), N_SECTORS - 1)
-    r.setflags(write=False)
+@lru_cache(maxsize=1024)
+def _sectors(h: int, w: int) -> np.ndarray:
+    """Angular sector (0 .. N_SECTORS - 1) of every cell of an ``h x w`` grid, flattened;
+    ``N_SECTORS`` for the centre cell of an odd grid, which has no angle.
+
+    Sector ``k`` spans ``k * 45 +- 22.5`` degrees: no cell of any grid lies on an edge
+    (``tan 22.5`` is irrational), so a quarter turn of the map permutes the sectors exactly.
+    """
+    from wafertk.data.preprocess import _geometry
+
+    r, c, s = _geometry(h, w)
+    turn = (np.arctan2(s, c) + np.pi / N_SECTORS) % (2 * np.pi)
+    sector = np.minimum((turn / (2 * np.pi) * N_SECTORS).astype(np.int64), N_SECTORS - 1)
+    sector[r == 0] = N_SECTORS
     sector.setflags(write=False)
-    return r, sector
+    return sector
 
 
 @lru_cache(maxsize=16)
@@ -107,7 +111,7 @@ def spatial_one(m: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (22,), float32
+    ndarray of shape (20,), float32
     """
     import cv2
     from scipy import ndimage as ndi
@@ -121,13 +125,17 @@ def spatial_one(m: np.ndarray) -> np.ndarray:
         return out.astype(np.float32)
     p = n_fail / n_die
     # sectors
-    r, sector = _cells(h, w)
+    from wafertk.data.preprocess import _geometry
+
+    r = _geometry(h, w)[0]
+    sector = _sectors(h, w)
     dflat, fflat = die.ravel(), fail.ravel()
     rmax = r[dflat].max() or 1.0
     ring = np.minimum((r / rmax * N_RINGS).astype(np.int64), N_RINGS - 1)
-    cell = ring * N_SECTORS + sector
-    dies = np.bincount(cell[dflat], minlength=N_RINGS * N_SECTORS).reshape(N_RINGS, N_SECTORS)
-    fails = np.bincount(cell[fflat], minlength=N_RINGS * N_SECTORS).reshape(N_RINGS, N_SECTORS)
+    cell = ring * (N_SECTORS + 1) + sector  # column N_SECTORS: the centre cell, left out
+    shape = (N_RINGS, N_SECTORS + 1)
+    dies = np.bincount(cell[dflat], minlength=shape[0] * shape[1]).reshape(shape)[:, :-1]
+    fails = np.bincount(cell[fflat], minlength=shape[0] * shape[1]).reshape(shape)[:, :-1]
     ok = dies >= MIN_CELL_DIES
     dens = np.divide(fails, dies, out=np.zeros(dies.shape), where=ok)
     has = ok.any(axis=1)
@@ -161,7 +169,7 @@ def spatial_one(m: np.ndarray) -> np.ndarray:
     top = float(excess[best])
     out[i + 7] = max(top, 0.0) / diam
     col = strips_f[:, best] - p * strips_d[:, best]
-    out[i + 8] = strips_f[int(col.argmax()), best] / n_fail
+    out[i + 8] = strips_f[int(col.argmax()), best] / n_fail if top > 0 else 0.0
     perp = excess[(best + LINE_ANGLES // 2) % LINE_ANGLES]
     out[i + 9] = 1.0 - max(perp, 0.0) / top if top > 0 else 0.0
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
@@ -171,8 +179,11 @@ def spatial_features(maps: MapsLike) -> np.ndarray:
     """Rotation-invariant spatial statistics of the fail dies of each native-size map.
 
     Rings and sectors: normalised radius as in the die metadata (elliptical, 0 at the grid
-    centre, 1 at the outermost die), 5 equal-width rings, 8 sectors of 45 degrees; a cell
-    needs :data:`MIN_CELL_DIES` dies to count. Neighbours are the 8 surrounding cells that
+    centre, 1 at the outermost die), 5 equal-width rings, 8 sectors of 45 degrees centred on
+    0, 45, ..., 315 degrees (the centre cell of an odd grid belongs to none); a ring-sector
+    cell needs :data:`MIN_CELL_DIES` dies to count. A quarter turn of the map gives the same
+    sector, neighbour and region columns exactly; the line columns only up to the rounding of
+    the projections. Neighbours are the 8 surrounding cells that
     hold a die. Regions are 8-connected on the raw fail mask (no filter, unlike the
     geometry set, so thin scratches and sparse fails stay visible). Lines: the fail and die
     counts of every 2-die-wide strip at 36 angles over 180 degrees (binned projections, as
@@ -185,8 +196,10 @@ def spatial_features(maps: MapsLike) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (n, 22), float32
-        Columns as in :data:`SPATIAL_FEATURE_NAMES`; all zeros for a map without fail dies.
+    ndarray of shape (n, 20), float32
+        Columns as in :data:`SPATIAL_FEATURE_NAMES`; all zeros for a map without fail dies;
+        the line columns are 0 when no strip holds more fails than the fail ratio predicts
+        (a map whose dies all fail).
     """
     ms = as_map_list(maps)
     out = np.zeros((len(ms), len(SPATIAL_FEATURE_NAMES)), np.float32)
