@@ -13,7 +13,7 @@ variants) and best F1, then the mean and sample standard deviation over the seed
 noise a single training run carries, beside the ~0.02 of 480 defect wafers.
 
     WORK=/tmp/wafertk-shipped python benchmarks/phase1_seeds.py
-        # -> benchmarks/results/phase1_seeds.json (about 3 min with the features cached
+        # -> benchmarks/results/phase1_seeds.json (about 6 min with the features cached
         #    by benchmarks/phase1_xgb.py)
 """
 
