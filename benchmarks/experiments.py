@@ -153,13 +153,31 @@ def record(name: str, entry: dict) -> None:
 
 
 def parse_sets(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` pairs as config overrides (values read as YAML)."""
     import yaml
 
     out = {}
     for item in items:
-        key, _, value = item.partition("=")
-        out[key] = yaml.safe_load(value)
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE (e.g. train.epochs=12)")
+        out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+def validation_summary(lots, y: np.ndarray) -> dict:
+    """Wafers, defective wafers and lots of a scored set (``y``: 1 = defective)."""
+    return {"wafers": int(len(y)), "defective": int(np.sum(y)),
+            "lots": int(len(np.unique(np.asarray(lots).astype(str))))}
+
+
+def write_result(path: Path, doc: dict) -> None:
+    """Write a benchmark's JSON record atomically and say where."""
+    from wafertk._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"-> {path}")
 
 
 def train(name: str, task: str, sets: dict, out: Path) -> dict:

@@ -39,6 +39,7 @@ os.environ.setdefault("TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "data"
 CATSDOGS = DATA / "cats_and_dogs"
 WEIGHTS = DATA / "weights" / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -47,6 +48,8 @@ TARGETS = {"squeezenet_frozen": 0.90, "squeezenet": 0.93, "convnet": 0.82}
 
 
 def _parts(args) -> dict[str, tuple[dict, Path | None]]:
+    from experiments import parse_sets  # --set KEY=VALUE, as experiments.py reads it
+
     quick = {} if args.max_per_class is None else {"data.max_per_class": args.max_per_class}
     sq = {"model.name": "squeezenet", "data.image_size": 227, "model.dense_units": 256,
           "model.dropout": 0.5, "train.batch_size": 32, "train.learning_rate": 1e-3,
@@ -62,21 +65,8 @@ def _parts(args) -> dict[str, tuple[dict, Path | None]]:
         # the packaged configs/images_catsdogs.yaml; flags given override it
         "convnet": ({k: v for k, v in {"data.image_size": args.convnet_size,
                                         "train.epochs": args.epochs}.items()
-                     if v is not None} | quick | _sets(args.set), None),
+                     if v is not None} | quick | parse_sets(args.set), None),
     }
-
-
-def _sets(items: list[str]) -> dict[str, object]:
-    """``--set KEY=VALUE`` pairs as config overrides (values read as YAML)."""
-    import yaml
-
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE (e.g. augment.rotation=40)")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 #: packaged config of each part (None: configs/images.yaml + the part's overrides)

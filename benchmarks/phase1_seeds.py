@@ -20,7 +20,6 @@ noise a single training run carries, beside the ~0.02 of 480 defect wafers.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -52,10 +51,9 @@ def _summary(runs: list[dict]) -> dict:
 
 
 def main() -> int:
-    from experiments import detector_figures
+    from experiments import detector_figures, write_result
     from phase1_xgb import features
 
-    from wafertk._atomic import atomic_path
     from wafertk.baseline import XGBoostTrainConfig
     from wafertk.baseline.model import DEFAULT_XGB_SETS
     from wafertk.config import load_config
@@ -117,15 +115,13 @@ def main() -> int:
            "feature_sets": list(cfg.feature_sets),
            "production_validation": {"wafers": int(len(pv)), "defective": int(y[pv].sum())},
            "results": results}
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    write_result(args.out, doc)
     for name, r in results.items():
         a, c = r["alone_summary"], r["with_cnn_summary"]
         k = "recall_at_precision_0.8"
         print(f"{name:<10} recall@P0.8 alone {a[k]['mean']:.3f} +- {a[k]['sd']:.3f}, with CNN "
               f"{c[k]['mean']:.3f} +- {c[k]['sd']:.3f}; AUC with CNN "
               f"{c['roc_auc']['mean']:.4f} +- {c['roc_auc']['sd']:.4f}")
-    print(f"-> {args.out}")
     return 0
 
 

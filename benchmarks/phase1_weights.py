@@ -31,9 +31,8 @@ DETECTOR = ROOT / "wafertk" / "models" / "shipped" / "detector"
 
 
 def main() -> int:
-    from experiments import detector_figures
+    from experiments import detector_figures, validation_summary, write_result
 
-    from wafertk._atomic import atomic_path
     from wafertk.data import read_wafers
     from wafertk.registry import load_model
 
@@ -66,13 +65,10 @@ def main() -> int:
     doc = {"what": __doc__.split("\n\n")[0], "command": "python benchmarks/phase1_weights.py",
            "detector": str(args.detector.relative_to(ROOT) if args.detector.is_relative_to(ROOT)
                            else args.detector),
-           "production_validation": {"wafers": len(ws), "defective": int(y.sum()),
-                                     "lots": int(len(np.unique(ws.lot.astype(str))))},
+           "production_validation": validation_summary(ws.lot, y),
            "member_seconds": dict(zip(kinds, seconds, strict=True)),
            "cnn_weight": results}
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"-> {args.out}")
+    write_result(args.out, doc)
     return 0
 
 

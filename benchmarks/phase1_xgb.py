@@ -65,7 +65,7 @@ def features(ws, path: Path, extra_sets: list[str] = ()) -> np.ndarray:
 
 
 def main() -> int:
-    from experiments import detector_figures
+    from experiments import detector_figures, validation_summary, write_result
 
     from wafertk.baseline import XGBoostWaferClassifier
     from wafertk.baseline.model import DEFAULT_XGB_SETS
@@ -146,17 +146,11 @@ def main() -> int:
         print(name, json.dumps(results[name]["figures"]),
               json.dumps(results[f"{name}+cnn-rot4"]["figures"]), flush=True)
 
-    from wafertk._atomic import atomic_path
-
     doc = {"what": __doc__.split("\n\n")[0], "command": "python benchmarks/phase1_xgb.py",
-           "production_validation": {"wafers": int(len(pv)),
-                                     "defective": int(y[pv].sum()),
-                                     "lots": int(len(np.unique(ws.lot.astype(str)[pv])))},
+           "production_validation": validation_summary(ws.lot[pv], y[pv]),
            "train_wafers": int(len(tr)), "feature_seconds": round(feat_s, 1),
            "results": results}
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"-> {args.out}")
+    write_result(args.out, doc)
     return 0
 
 

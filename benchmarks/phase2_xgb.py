@@ -21,7 +21,6 @@ under ~0.02 are noise.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -47,9 +46,8 @@ VARIANTS: dict[str, tuple[dict, float]] = {
 
 
 def main() -> int:
-    from experiments import class_figures
+    from experiments import class_figures, write_result
 
-    from wafertk._atomic import atomic_path
     from wafertk.baseline import XGBoostTrainConfig, XGBoostWaferClassifier
     from wafertk.config import load_config
     from wafertk.data import read_wafers
@@ -116,9 +114,7 @@ def main() -> int:
     doc = {"what": __doc__.split("\n\n")[0], "command": "python benchmarks/phase2_xgb.py",
            "production_validation_defect_wafers": int(len(pv)), "train_wafers": int(len(tr)),
            "results": results}
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"-> {args.out}")
+    write_result(args.out, doc)
     return 0
 
 
