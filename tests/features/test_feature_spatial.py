@@ -138,11 +138,20 @@ def test_sectors_with_too_few_dies_are_left_out():
 def test_strip_counts_are_pairs_of_sinogram_bins():
     rng = np.random.default_rng(0)
     fail = rng.random((23, 31)) < 0.2
-    ys, xs = np.nonzero(fail)
-    strips = _strip_counts(ys, xs, *fail.shape)
+    strips = _strip_counts(fail)
     sino = sinogram(fail, LINE_ANGLES)  # bins of one die, same angles
     padded = np.vstack([np.zeros((1, LINE_ANGLES)), sino, np.zeros((1, LINE_ANGLES))])
     np.testing.assert_allclose(strips, padded[:-1] + padded[1:])
+    np.testing.assert_allclose(strips.sum(axis=0), 2 * fail.sum())  # each die in two strips
+
+
+def test_a_row_of_dies_fills_one_strip_across_it_and_many_along_it():
+    row = np.zeros((21, 21), bool)
+    row[10, 3:18] = True  # 15 dies along x
+    strips = _strip_counts(row)
+    across = LINE_ANGLES // 2  # 90 degrees: projection on y, the row is one bin
+    assert strips[:, across].max() == 15
+    assert strips[:, 0].max() == 2  # 0 degrees: projection on x, one die per bin
 
 
 def test_cached_die_strips_equal_fresh_counts_and_keep_shapes_apart():
@@ -157,14 +166,14 @@ def test_cached_die_strips_equal_fresh_counts_and_keep_shapes_apart():
     assert sp._die_strips.cache_info().hits == 2
     die = _disc(31) > 0
     cached = sp._die_strips(31, 31, np.packbits(die).tobytes())
-    np.testing.assert_array_equal(cached, _strip_counts(*np.nonzero(die), 31, 31))
+    np.testing.assert_array_equal(cached, _strip_counts(die))
     # the same packed bytes for two shapes: each gets its own counts
     bits = np.zeros(16, bool)
     bits[[0, 5, 10, 15]] = True
     packed = np.packbits(bits).tobytes()
     for h, w in ((4, 4), (2, 8)):
         got = sp._die_strips(h, w, packed)
-        np.testing.assert_array_equal(got, _strip_counts(*np.nonzero(bits.reshape(h, w)), h, w))
+        np.testing.assert_array_equal(got, _strip_counts(bits.reshape(h, w)))
 
 
 @pytest.mark.parametrize("m", [

@@ -69,29 +69,13 @@ def _sectors(h: int, w: int) -> np.ndarray:
     return sector
 
 
-@lru_cache(maxsize=16)
-def _line_angles(n: int) -> tuple[np.ndarray, np.ndarray]:
-    th = np.pi * np.arange(n) / n
-    return np.cos(th), np.sin(th)
+def _strip_counts(mask: np.ndarray) -> np.ndarray:
+    """Cells of ``mask`` per 2-die-wide strip, shape (diag + 2, LINE_ANGLES): the Radon
+    sinogram's one-die bins (:func:`wafertk.features.wu.sinogram`, same angles), an empty bin
+    added at each end, summed in neighbouring pairs."""
+    from wafertk.features.wu import sinogram
 
-
-def _strip_counts(ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Dies per 2-die-wide strip: (bins - 1, LINE_ANGLES) counts of the points ``(ys, xs)``."""
-    diag = int(math.ceil(math.hypot(h, w)))
-    n_bins = diag + 3  # the sinogram's diag + 1 bins and an empty bin each side
-    out = np.zeros(n_bins * LINE_ANGLES)
-    if len(ys):
-        x = xs - (w - 1) / 2.0
-        y = (h - 1) / 2.0 - ys
-        c, s = _line_angles(LINE_ANGLES)
-        cols = np.arange(LINE_ANGLES)
-        step = max(1, 4_000_000 // LINE_ANGLES)
-        for a in range(0, len(x), step):
-            t = np.rint(np.outer(x[a:a + step], c) + np.outer(y[a:a + step], s)).astype(np.int64)
-            t += diag // 2 + 1
-            np.clip(t, 0, n_bins - 1, out=t)
-            out += np.bincount((t * LINE_ANGLES + cols).ravel(), minlength=n_bins * LINE_ANGLES)
-    single = out.reshape(n_bins, LINE_ANGLES)
+    single = np.pad(sinogram(mask, LINE_ANGLES), ((1, 1), (0, 0)))
     return single[:-1] + single[1:]
 
 
@@ -100,8 +84,7 @@ def _die_strips(h: int, w: int, packed: bytes) -> np.ndarray:
     """:func:`_strip_counts` of a die mask given as ``np.packbits`` bytes (wafers of one
     product share their die mask: computed once per mask)."""
     die = np.unpackbits(np.frombuffer(packed, np.uint8), count=h * w).reshape(h, w)
-    ys, xs = np.nonzero(die)
-    out = _strip_counts(ys, xs, h, w)
+    out = _strip_counts(die.astype(bool))
     out.setflags(write=False)
     return out
 
@@ -160,8 +143,7 @@ def spatial_one(m: np.ndarray) -> np.ndarray:
     out[i + 5] = sizes[1] / n_fail if n > 1 else 0.0
     out[i + 6] = math.log1p(int((sizes >= 3).sum()))
     # lines
-    ys, xs = np.nonzero(fail)
-    strips_f = _strip_counts(ys, xs, h, w)
+    strips_f = _strip_counts(fail)
     strips_d = _die_strips(h, w, np.packbits(die).tobytes())
     excess = (strips_f - p * strips_d).max(axis=0)  # per angle
     best = int(excess.argmax())
