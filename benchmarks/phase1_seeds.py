@@ -65,11 +65,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2", help="model seeds (random_state)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--sets", default=None, dest="feature_sets",
+                    help="feature sets instead of the recipe's (e.g. density,geometry,meta,"
+                         "spatial,local)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
 
-    cfg = load_config(XGBoostTrainConfig, "xgboost_detector")
+    cfg = load_config(XGBoostTrainConfig, "xgboost_detector",
+                      {"feature_sets": args.feature_sets.split(",")}
+                      if args.feature_sets else None)
     ws = read_wafers(WORK / "train.h5", with_extras=True)
     ws = ws.take(ws.labeled_mask())
     extra = [s for s in cfg.feature_sets if s not in DEFAULT_XGB_SETS]

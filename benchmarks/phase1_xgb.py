@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 WORK = Path(os.environ.get("WORK", "/tmp/wafertk-shipped"))
 OUT = ROOT / "benchmarks" / "results" / "phase1_xgb.json"
 #: feature sets outside the baseline's five that ``--subsets`` may name
-EXTRA_SETS = ("spatial",)
+EXTRA_SETS = ("spatial", "local")
 
 
 def features(ws, path: Path, extra_sets: list[str] = ()) -> np.ndarray:

@@ -7,10 +7,12 @@ production-validation``: 480 wafers), never on the production test. Every varian
 the defect wafers of the training side of that split with early stopping on the defect wafers
 of the whole validation side, as ``wafertk train xgboost`` does, from the feature matrix
 ``benchmarks/phase1_xgb.py`` cached (``$WORK/phase1_features.npz``: the five feature sets of
-the baseline for every wafer of the training file).
+the baseline for every wafer of the training file; other sets in ``features_<set>.npz``),
+on the feature sets of ``configs/xgboost.yaml`` or ``--sets``.
 
-    WORK=/tmp/wafertk-shipped python benchmarks/phase2_xgb.py
-        # -> benchmarks/results/phase2_xgb.json
+    WORK=/tmp/wafertk-shipped python benchmarks/phase2_xgb.py [--sets a,b,...] [--out F]
+        # -> benchmarks/results/phase2_xgb.json (written when the config had the baseline's
+        #    five sets); phase2_xgb_local.json: --variants baseline with the local set added
 
 Figures per variant: accuracy and macro-F1 on the production validation defect wafers, alone
 and in the mean with the shipped CNN classifier's calibrated probabilities (the shipped phase
@@ -47,16 +49,22 @@ VARIANTS: dict[str, tuple[dict, float]] = {
 
 def main() -> int:
     from experiments import class_figures, write_result
+    from phase1_xgb import features
 
     from wafertk.baseline import XGBoostTrainConfig, XGBoostWaferClassifier
+    from wafertk.baseline.model import DEFAULT_XGB_SETS
     from wafertk.config import load_config
     from wafertk.data import read_wafers
     from wafertk.data.splits import validation_split
     from wafertk.data.waferset import DEFECT_CLASSES
+    from wafertk.features import feature_names
     from wafertk.registry import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--sets", default=None, dest="feature_sets",
+                    help="feature sets instead of configs/xgboost.yaml's (sets outside the "
+                         "baseline's five are cached as $WORK/features_<set>.npz)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
 
@@ -65,7 +73,12 @@ def main() -> int:
     z = np.load(WORK / "phase1_features.npz", allow_pickle=False)
     if not np.array_equal(z["ids"], ws.wafer_id.astype(str)):
         raise SystemExit("phase1_features.npz is not this file's: run phase1_xgb.py first")
-    X = z["X"]
+    base = load_config(XGBoostTrainConfig, "xgboost")
+    sets = args.feature_sets.split(",") if args.feature_sets else list(base.feature_sets)
+    extra = [s for s in sets if s not in DEFAULT_XGB_SETS]
+    X_all = features(ws, WORK / "phase1_features.npz", extra)
+    names = feature_names([*DEFAULT_XGB_SETS, *extra])
+    X = X_all[:, [names.index(n) for n in feature_names(sets)]]  # these sets, in this order
     labels = ws.label_strings().astype(str)
     prod = ws.extras["partition"].astype(str) == "Test"
     split = validation_split(ws, 0.2, 0)
@@ -79,12 +92,11 @@ def main() -> int:
     cnn = load_model("classifier", kind="cnn-classifier")
     classes = [str(c) for c in cnn.classes_]
     p_cnn = np.asarray(cnn.predict_proba(pv_ws.take(pv_keep)), np.float64)
-    base = load_config(XGBoostTrainConfig, "xgboost")
     results = {"cnn": {"figures": class_figures(labels[pv], np.asarray(classes)[
         p_cnn.argmax(1)], classes)}}
     for name in args.variants.split(","):
         kw, w = VARIANTS[name]
-        params = dict(feature_sets=list(base.feature_sets), classes=classes,
+        params = dict(feature_sets=sets, classes=classes,
                       n_estimators=base.n_estimators, max_depth=base.max_depth,
                       learning_rate=base.learning_rate, subsample=base.subsample,
                       colsample_bytree=base.colsample_bytree,
@@ -112,6 +124,7 @@ def main() -> int:
         print(f"{name:<16} accuracy {f['accuracy']:.3f} macro-F1 {f['macro_f1']:.3f} | with "
               f"CNN {g['accuracy']:.3f} / {g['macro_f1']:.3f} ({fit_s:.0f} s)", flush=True)
     doc = {"what": __doc__.split("\n\n")[0], "command": "python benchmarks/phase2_xgb.py",
+           "feature_sets": sets,
            "production_validation_defect_wafers": int(len(pv)), "train_wafers": int(len(tr)),
            "results": results}
     write_result(args.out, doc)

@@ -24,7 +24,7 @@ from ._common import (
 @output_option("Output table: .csv for CSV, Parquet otherwise (written atomically).")
 @click.option("--set", "sets", default=None,
               help="Comma-separated feature sets (default: gabor,filters,density,radon,"
-                   "geometry,meta,spatial).")
+                   "geometry,meta,spatial,local).")
 @click.option("--jobs", "-j", "jobs", default=1, show_default=True, type=int,
               help="Worker processes (-1 = all cores).")
 @click.option("--batch-size", default=2048, show_default=True, type=int,

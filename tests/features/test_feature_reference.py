@@ -10,6 +10,7 @@ from wafertk.features import (
     gabor_features,
     gabor_responses_reference,
     geometry_features,
+    local_features,
     radon_features,
 )
 from wafertk.features._common import resized_fail_channel
@@ -18,6 +19,7 @@ from wafertk.features.reference import (
     gabor_features_ref,
     gabor_responses_fft,
     geometry_features_ref,
+    local_features_ref,
     radon_features_loop,
 )
 
@@ -53,7 +55,8 @@ def test_fft_gabor_equals_skimage_gabor(ws):
     (density_features, density_features_ref, 0, 1e-6),
     (radon_features, radon_features_loop, 1e-5, 1e-6),
     (geometry_features, geometry_features_ref, 1e-5, 1e-6),
-], ids=["gabor", "density", "radon", "geometry"])
+    (local_features, local_features_ref, 1e-6, 1e-6),
+], ids=["gabor", "density", "radon", "geometry", "local"])
 def test_fast_path_equals_reference_per_column(ws, fast, ref, rtol, atol):
     a, b = fast(ws), ref(ws)
     assert np.isfinite(a).all() and np.abs(a).sum() > 0

@@ -15,9 +15,11 @@ geometry   most salient fail region after a median filter                 8
 meta       die-metadata vector (same as the CNN's)                        17
 spatial    rotation-invariant arrangement of the fails: densest/sparsest  20
            sector per ring, neighbour clustering, raw fail regions, lines
+local      short straight fail segments (5, 9, 15 dies; scratches) and    11
+           the fail cluster at the wafer centre
 ========== ============================================================== =========
 
-Functions work on native-size maps (density, radon, geometry, meta, spatial) or on the
+Functions work on native-size maps (density, radon, geometry, meta, spatial, local) or on the
 fail-preserving resize (gabor, filters, default 64 x 64). Nothing here imports TensorFlow or
 XGBoost.
 """
@@ -37,12 +39,14 @@ from wafertk.features.gabor import (
     gabor_responses,
     gabor_responses_reference,
 )
+from wafertk.features.local import local_features
 from wafertk.features.spatial import spatial_features
 from wafertk.features.transformers import (
     DensityFeatures,
     FilterFeatures,
     GaborFeatures,
     GeometryFeatures,
+    LocalFeatures,
     MetaFeatures,
     RadonFeatures,
     SpatialFeatures,
@@ -61,6 +65,7 @@ __all__ = [
     "FilterFeatures",
     "GaborFeatures",
     "GeometryFeatures",
+    "LocalFeatures",
     "MetaFeatures",
     "RadonFeatures",
     "SpatialFeatures",
@@ -76,6 +81,7 @@ __all__ = [
     "make_feature_union",
     "parse_sets",
     "radon_features",
+    "local_features",
     "spatial_features",
     "sinogram",
 ]

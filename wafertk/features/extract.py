@@ -19,6 +19,7 @@ from wafertk.features.transformers import (
     FilterFeatures,
     GaborFeatures,
     GeometryFeatures,
+    LocalFeatures,
     MetaFeatures,
     RadonFeatures,
     SpatialFeatures,
@@ -35,11 +36,12 @@ FEATURE_SETS: dict[str, type] = {
     "geometry": GeometryFeatures,
     "meta": MetaFeatures,
     "spatial": SpatialFeatures,
+    "local": LocalFeatures,
 }
 #: The sets used by default (CLI ``--set``, :func:`extract_features`); the XGBoost baseline has
 #: its own (:data:`wafertk.baseline.model.DEFAULT_XGB_SETS`).
 DEFAULT_SETS: tuple[str, ...] = ("gabor", "filters", "density", "radon", "geometry", "meta",
-                                 "spatial")
+                                 "spatial", "local")
 
 
 def parse_sets(sets: str | Sequence[str] | None) -> list[str]:

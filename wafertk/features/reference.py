@@ -56,6 +56,8 @@ REFERENCES: dict[str, str] = {
     "radon": "skimage.transform.radon, same 60 angles, same profiles + CubicSpline",
     "geometry": "ndi.median_filter + skimage.measure.label + regionprops of the largest "
                 "region",
+    "local": "cv2.filter2D per map and segment kernel (kernels built once) + "
+             "scipy.ndimage.label per map",
 }
 
 
@@ -233,10 +235,62 @@ def geometry_features_ref(maps: MapsLike, median_size: int = 3) -> np.ndarray:
         -1, len(GEOMETRY_FEATURE_NAMES))
 
 
+# ------------------------------------------------------------------------------ local
+def local_features_ref(maps: MapsLike) -> np.ndarray:
+    """Reference for :func:`wafertk.features.local_features` (same 11 columns): one map at a
+    time, every segment kernel convolved with ``cv2.filter2D`` (fails and dies), the centre
+    region from ``scipy.ndimage.label`` of the map."""
+    import cv2
+    from scipy import ndimage as ndi
+
+    from wafertk.data.preprocess import _geometry
+    from wafertk.features.local import (
+        CENTER_RADII,
+        CENTER_REGION_RADIUS,
+        LOCAL_FEATURE_NAMES,
+        SEGMENT_LENGTHS,
+        segment_kernels,
+    )
+
+    out = np.zeros((len(as_map_list(maps)), len(LOCAL_FEATURE_NAMES)))
+    for j, m in enumerate(as_map_list(maps)):
+        h, w = m.shape
+        die, fail = m > 0, m == 2
+        if not die.any() or not fail.any():
+            continue
+        p = fail.sum() / die.sum()
+        row = []
+        for n in SEGMENT_LENGTHS:
+            conv = [(cv2.filter2D(fail.astype(np.float32), -1, k,
+                                  borderType=cv2.BORDER_CONSTANT),
+                     cv2.filter2D(die.astype(np.float32), -1, k,
+                                  borderType=cv2.BORDER_CONSTANT))
+                    for k in segment_kernels(n)]
+            counts = np.rint([c for c, _ in conv])  # cv2 may use a DFT: exact counts again
+            dies = np.maximum(np.rint([d for _, d in conv]), 1.0)
+            best = counts.max()
+            at = counts.max(axis=0) == best
+            density = np.sort(counts[:, at] / dies[:, at], axis=0).mean(axis=0)
+            row += [best / n, (best / n - density).max()]
+        r = _geometry(h, w)[0].reshape(h, w)
+        rn = r / (r[die].max() or 1.0)
+        for rad in CENTER_RADII:
+            inner = die & (rn < rad)
+            row.append(fail[inner].mean() if inner.any() else 0.0)
+        row.append(math.log1p(row[-1] / p))
+        lab, _ = ndi.label(fail, structure=np.ones((3, 3)))
+        near = np.unique(lab[fail & (rn < CENTER_REGION_RADIUS)])
+        size = int(np.bincount(lab.ravel())[near].max()) if near.size else 0
+        row += [math.log1p(size), size / fail.sum()]
+        out[j] = row
+    return out
+
+
 #: Set name -> reference function (same columns as the set's fast path, default parameters).
 REFERENCE_FUNCTIONS = {
     "gabor": gabor_features_ref,
     "density": density_features_ref,
     "radon": radon_features_ref,
     "geometry": geometry_features_ref,
+    "local": local_features_ref,
 }

@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from wafertk.features import filters as _filters
 from wafertk.features import gabor as _gabor
+from wafertk.features import local as _local
 from wafertk.features import spatial as _spatial
 from wafertk.features import wu as _wu
 from wafertk.features._common import MapsLike
@@ -194,6 +195,16 @@ class SpatialFeatures(_WaferTransformer):
 
     def _compute(self, X):
         return _spatial.spatial_features(X)
+
+
+class LocalFeatures(_WaferTransformer):
+    """Short straight fail segments and the centre fail cluster (:func:`local_features`)."""
+
+    def _names(self):
+        return list(_local.LOCAL_FEATURE_NAMES)
+
+    def _compute(self, X):
+        return _local.local_features(X)
 
 
 class MetaFeatures(_WaferTransformer):
