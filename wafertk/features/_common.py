@@ -31,6 +31,12 @@ def as_map_list(maps: MapsLike) -> list[np.ndarray]:
     return [np.asarray(m, dtype=np.uint8) for m in maps]
 
 
+def unpack_mask(h: int, w: int, packed: bytes) -> np.ndarray:
+    """A boolean ``h x w`` mask from its ``np.packbits`` bytes (the hashable key under which
+    die-mask computations are cached: the wafers of one product share their die mask)."""
+    return np.unpackbits(np.frombuffer(packed, np.uint8), count=h * w).reshape(h, w).astype(bool)
+
+
 def fail_mask(m: np.ndarray) -> np.ndarray:
     """Boolean mask of failing dies, shape of ``m``."""
     return m == FAIL

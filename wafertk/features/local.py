@@ -26,7 +26,7 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from wafertk.features._common import MapsLike, as_map_list
+from wafertk.features._common import MapsLike, as_map_list, unpack_mask
 
 #: Segment lengths in dies.
 SEGMENT_LENGTHS: tuple[int, ...] = (5, 9, 15)
@@ -118,7 +118,7 @@ def _die_segment_counts(h: int, w: int, packed: bytes) -> dict[int, np.ndarray]:
     """:func:`_segment_counts` of one die mask given as ``np.packbits`` bytes, each of shape
     (SEGMENT_ANGLES, H, W) and at least 1 (wafers of one product share their die mask:
     computed once per mask)."""
-    die = np.unpackbits(np.frombuffer(packed, np.uint8), count=h * w).reshape(1, h, w)
+    die = unpack_mask(h, w, packed)[None]
     out = {m: np.maximum(c[:, 0], 1) for m, c in _segment_counts(die).items()}
     for c in out.values():
         c.setflags(write=False)

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from wafertk.features._common import MapsLike, as_map_list
+from wafertk.features._common import MapsLike, as_map_list, unpack_mask
 
 N_RINGS = 5
 N_SECTORS = 8
@@ -83,8 +83,7 @@ def _strip_counts(mask: np.ndarray) -> np.ndarray:
 def _die_strips(h: int, w: int, packed: bytes) -> np.ndarray:
     """:func:`_strip_counts` of a die mask given as ``np.packbits`` bytes (wafers of one
     product share their die mask: computed once per mask)."""
-    die = np.unpackbits(np.frombuffer(packed, np.uint8), count=h * w).reshape(h, w)
-    out = _strip_counts(die.astype(bool))
+    out = _strip_counts(unpack_mask(h, w, packed))
     out.setflags(write=False)
     return out
 
