@@ -79,7 +79,8 @@ def segment_kernels(length: int) -> np.ndarray:
 
 
 #: Grid cells of the maps of one shape processed together (at most 256 maps): bounds the
-#: segment count arrays (3 lengths x 12 directions x cells, uint8) to about 75 MB.
+#: segment count arrays (3 lengths x 12 directions x cells, uint8) to about 75 MB (the
+#: per-cell line statistics come on top, for the cells where the best segment lies).
 CHUNK_CELLS = 1 << 21
 
 
@@ -169,7 +170,8 @@ def _local_block(maps: np.ndarray) -> np.ndarray:
         top = counts.max(axis=0)
         best = top.reshape(n, -1).max(axis=1)
         out[:, i] = best / length
-        at = np.nonzero(top == best[:, None, None])  # where a segment holds the most
+        # where a segment holds the most (maps with fails only: elsewhere every cell would)
+        at = np.nonzero((top == best[:, None, None]) & ok[:, None, None])
         dies = np.stack([c[length] for c in per_mask], axis=1)  # (angles, masks, H, W)
         d = dies[:, mask_of[at[0]], at[1], at[2]]
         density = counts[:, at[0], at[1], at[2]].astype(np.float64) / d
@@ -211,7 +213,8 @@ def local_features(maps: MapsLike) -> np.ndarray:
     outside the grid count as no fail). ``segN_max`` is the most fails under any segment over
     ``N``; ``segN_line``, over the cells where a segment holds that most, the largest of
     ``segN_max`` minus the mean over the 12 segments through the cell of their fail dies over
-    their dies (segments that leave the wafer count only the dies they cover). Centre:
+    their dies (segments that leave the wafer count only the dies they cover; a segment
+    that covers no die counts 0). Centre:
     normalised radius as in the die metadata (elliptical, 0 at the grid centre, 1 at the
     outermost die); the centre region is the largest 8-connected region of the raw fail mask
     with a die within radius :data:`CENTER_REGION_RADIUS`.
