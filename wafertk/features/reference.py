@@ -3,7 +3,9 @@
 Each function computes the same columns as the fast path of its set, written the way a user
 who knows scikit-image and scipy would write it, with the obvious care taken (kernels built
 once, FFT convolution, regionprops on the largest region only), and no wafertk-specific
-trick (no OpenCV, no cached region index, no pixel-driven Radon binning, no bounding-box crop).
+trick (no cached region index, no pixel-driven Radon binning, no bounding-box crop, no
+batching of maps; OpenCV only where it is the plain fastest call, ``cv2.filter2D`` for the
+local set's segments).
 ``benchmarks/bench_features.py`` times the fast paths against these, and
 ``tests/features/test_feature_reference.py`` checks them column by column.
 
@@ -24,6 +26,9 @@ radon      ``skimage.transform.radon`` (same 60 angles) of the     no: skimage i
                                                                    equal
 geometry   ``ndi.median_filter`` + ``skimage.measure.label`` +     equal
            ``regionprops`` of the largest region's full-size mask
+local      ``cv2.filter2D`` of each map's fail and die masks with  equal (float32 rounding)
+           every segment kernel (built once) +
+           ``scipy.ndimage.label`` per map
 ========== ======================================================= =========================
 
 ``filters`` (LBP) and ``meta`` have no separate fast path: wafertk's code already is the
