@@ -135,16 +135,6 @@ def _radius(h: int, w: int) -> np.ndarray:
     return r
 
 
-def local_one(m: np.ndarray) -> np.ndarray:
-    """Local fail structures of one map; see :func:`local_features`.
-
-    Returns
-    -------
-    ndarray of shape (11,), float32
-    """
-    return local_features([m])[0]
-
-
 def _local_block(maps: np.ndarray) -> np.ndarray:
     """:func:`local_features` of a stack of maps of one shape (n, H, W)."""
     from scipy import ndimage as ndi
