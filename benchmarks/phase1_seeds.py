@@ -52,14 +52,12 @@ def _summary(runs: list[dict]) -> dict:
 
 def main() -> int:
     from experiments import detector_figures, write_result
-    from phase1_xgb import features
+    from phase1_xgb import set_columns
 
     from wafertk.baseline import XGBoostTrainConfig
-    from wafertk.baseline.model import DEFAULT_XGB_SETS
     from wafertk.config import load_config
     from wafertk.data import read_wafers
     from wafertk.data.splits import validation_split
-    from wafertk.features import feature_names
     from wafertk.registry import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -77,11 +75,7 @@ def main() -> int:
                       if args.feature_sets else None)
     ws = read_wafers(WORK / "train.h5", with_extras=True)
     ws = ws.take(ws.labeled_mask())
-    extra = [s for s in cfg.feature_sets if s not in DEFAULT_XGB_SETS]
-    X_all = features(ws, WORK / "phase1_features.npz", extra)
-    names = feature_names([*DEFAULT_XGB_SETS, *extra])
-    cols = [names.index(n) for n in feature_names(list(cfg.feature_sets))]
-    X = X_all[:, cols]  # the recipe's columns in the recipe's order
+    X = set_columns(ws, list(cfg.feature_sets))  # the recipe's columns in its order
     labels = ws.label_strings().astype(str)
     y_str = cfg.target_labels(labels)
     y = (labels != "none").astype(int)

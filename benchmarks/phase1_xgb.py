@@ -64,6 +64,18 @@ def features(ws, path: Path, extra_sets: list[str] = ()) -> np.ndarray:
     return np.hstack(blocks)
 
 
+def set_columns(ws, sets: list[str]) -> np.ndarray:
+    """The feature matrix of ``ws`` for exactly ``sets``, in their order, from the caches of
+    :func:`features` (``$WORK/phase1_features.npz`` and ``features_<set>.npz``)."""
+    from wafertk.baseline.model import DEFAULT_XGB_SETS
+    from wafertk.features import feature_names
+
+    extra = [s for s in sets if s not in DEFAULT_XGB_SETS]
+    X = features(ws, WORK / "phase1_features.npz", extra)
+    names = feature_names([*DEFAULT_XGB_SETS, *extra])
+    return X[:, [names.index(n) for n in feature_names(list(sets))]]
+
+
 def main() -> int:
     from experiments import detector_figures, validation_summary, write_result
 

@@ -49,15 +49,13 @@ VARIANTS: dict[str, tuple[dict, float]] = {
 
 def main() -> int:
     from experiments import class_figures, write_result
-    from phase1_xgb import features
+    from phase1_xgb import set_columns
 
     from wafertk.baseline import XGBoostTrainConfig, XGBoostWaferClassifier
-    from wafertk.baseline.model import DEFAULT_XGB_SETS
     from wafertk.config import load_config
     from wafertk.data import read_wafers
     from wafertk.data.splits import validation_split
     from wafertk.data.waferset import DEFECT_CLASSES
-    from wafertk.features import feature_names
     from wafertk.registry import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,10 +73,7 @@ def main() -> int:
         raise SystemExit("phase1_features.npz is not this file's: run phase1_xgb.py first")
     base = load_config(XGBoostTrainConfig, "xgboost")
     sets = args.feature_sets.split(",") if args.feature_sets else list(base.feature_sets)
-    extra = [s for s in sets if s not in DEFAULT_XGB_SETS]
-    X_all = features(ws, WORK / "phase1_features.npz", extra)
-    names = feature_names([*DEFAULT_XGB_SETS, *extra])
-    X = X_all[:, [names.index(n) for n in feature_names(sets)]]  # these sets, in this order
+    X = set_columns(ws, sets)  # these sets, in this order
     labels = ws.label_strings().astype(str)
     prod = ws.extras["partition"].astype(str) == "Test"
     split = validation_split(ws, 0.2, 0)

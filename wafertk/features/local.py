@@ -126,15 +126,6 @@ def _die_segment_counts(h: int, w: int, packed: bytes) -> dict[int, np.ndarray]:
     return out
 
 
-@lru_cache(maxsize=1024)
-def _radius(h: int, w: int) -> np.ndarray:
-    from wafertk.data.preprocess import _geometry
-
-    r = _geometry(h, w)[0].reshape(h, w)
-    r.setflags(write=False)
-    return r
-
-
 def _local_block(maps: np.ndarray) -> np.ndarray:
     """:func:`local_features` of a stack of maps of one shape (n, H, W)."""
     from scipy import ndimage as ndi
@@ -172,7 +163,9 @@ def _local_block(maps: np.ndarray) -> np.ndarray:
         out[:, i + 1] = col
         i += 2
     # centre
-    r = _radius(h, w)
+    from wafertk.data.preprocess import _geometry
+
+    r = _geometry(h, w)[0].reshape(h, w)  # cached per grid
     rmax = np.where(die, r, 0.0).reshape(n, -1).max(axis=1)
     rn = r[None] / np.where(rmax > 0, rmax, 1.0)[:, None, None]
     for rad in CENTER_RADII:
