@@ -1,7 +1,9 @@
 """Spatial fail statistics: hand-made maps with known values (a line, a blob, isolated fails,
 two regions, an edge ring against an edge arc, a fully failing map, cells with too few dies),
 exact invariance under quarter turns on odd, even and non-square grids, the strip counts
-against the Radon sinogram, the die-mask cache, and defined values on degenerate maps."""
+against the Radon sinogram, the die-mask cache, defined values on degenerate maps, and the
+batched computation (maps of one shape together) equal to :func:`spatial_one` map by map,
+whatever the chunks."""
 
 import numpy as np
 import pytest
@@ -191,3 +193,48 @@ def test_large_map_is_finite():
     m = np.ones((300, 205), np.uint8)
     m[::7, ::5] = 2
     assert np.isfinite(spatial_features([m])).all()
+
+
+def _mixed_maps(seed: int = 0) -> list[np.ndarray]:
+    """Maps of several shapes and die masks: random fails, blobs, scratches, rings, a map
+    without fails, a fully failing one, tiny and non-square grids."""
+    rng = np.random.default_rng(seed)
+    maps = []
+    for shape in [(41, 41), (40, 40), (31, 44), (44, 31), (41, 41), (9, 13)]:
+        for k in range(5):
+            m = _ellipse(*shape)
+            if k == 1:  # another die mask of the same shape (a missing die at the edge)
+                m[shape[0] // 2, 0] = 0
+            m[(m > 0) & (rng.random(m.shape) < rng.choice([0.02, 0.1, 0.4]))] = 2
+            h, w = shape
+            if k == 2:
+                blob = m[h // 4:h // 2, w // 3:w // 2]
+                blob[blob > 0] = 2
+            if k == 3:
+                for i in range(h // 5, 4 * h // 5):
+                    if m[i, i * w // h] > 0:
+                        m[i, i * w // h] = 2
+            maps.append(m)
+    maps += [_ellipse(21, 21), np.where(_ellipse(21, 21) > 0, 2, 0).astype(np.uint8),
+             np.full((1, 1), 2, np.uint8), np.ones((1, 6), np.uint8)]
+    return [maps[i] for i in rng.permutation(len(maps))]
+
+
+def test_batched_values_equal_spatial_one_exactly():
+    maps = _mixed_maps()
+    got = spatial_features(maps)
+    want = np.stack([spatial_one(m) for m in maps])
+    np.testing.assert_array_equal(got, want)  # same operations, same rounding
+    assert (got[:, SPATIAL_FEATURE_NAMES.index("line_excess")] > 0).sum() > 20
+
+
+def test_values_do_not_depend_on_the_chunks_or_the_other_maps(monkeypatch):
+    from wafertk.features import spatial as sp
+
+    maps = _mixed_maps(1)
+    whole = spatial_features(maps)
+    monkeypatch.setattr(sp, "CHUNK_CELLS", 2 * 44 * 31)  # chunks of 1-2 maps
+    np.testing.assert_array_equal(spatial_features(maps), whole)
+    order = np.random.default_rng(3).permutation(len(maps))
+    np.testing.assert_array_equal(spatial_features([maps[i] for i in order]), whole[order])
+    np.testing.assert_array_equal(spatial_features(maps[3:4]), whole[3:4])

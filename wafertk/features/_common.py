@@ -57,3 +57,34 @@ def resized_fail_channel(maps: MapsLike, size: int) -> np.ndarray:
             maps = as_map_list(maps)
         stack = resize_maps(maps, size) if len(maps) else np.zeros((0, size, size), np.uint8)
     return (stack == FAIL).astype(np.float32)
+
+
+def by_shape(ms: list[np.ndarray], block, n_cols: int, *, chunk_cells: int,
+             max_maps: int = 256) -> np.ndarray:
+    """Apply a per-shape ``block`` function to the maps grouped by grid shape.
+
+    Parameters
+    ----------
+    ms : list of ndarray of shape (H_i, W_i), uint8
+    block : callable
+        ``block(stack)`` for a stack of maps of one shape (n, H, W): returns (n, n_cols).
+    n_cols : int
+    chunk_cells : int
+        At most this many grid cells (maps x H x W) per call, and at most ``max_maps`` maps.
+    max_maps : int, default 256
+
+    Returns
+    -------
+    ndarray of shape (len(ms), n_cols), float32
+        Row ``i`` is the result for ``ms[i]``, whichever maps shared its call.
+    """
+    out = np.zeros((len(ms), n_cols), np.float32)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, m in enumerate(ms):
+        groups.setdefault(m.shape, []).append(j)
+    for (h, w), idx in groups.items():
+        chunk = max(1, min(max_maps, chunk_cells // max(h * w, 1)))
+        for k in range(0, len(idx), chunk):
+            part = idx[k:k + chunk]
+            out[part] = block(np.stack([ms[j] for j in part]))
+    return out

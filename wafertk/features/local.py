@@ -26,7 +26,7 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from wafertk.features._common import MapsLike, as_map_list, unpack_mask
+from wafertk.features._common import MapsLike, as_map_list, by_shape, unpack_mask
 
 #: Segment lengths in dies.
 SEGMENT_LENGTHS: tuple[int, ...] = (5, 9, 15)
@@ -214,14 +214,5 @@ def local_features(maps: MapsLike) -> np.ndarray:
     ndarray of shape (n, 11), float32
         Columns as in :data:`LOCAL_FEATURE_NAMES`; all zeros for a map without fail dies.
     """
-    ms = as_map_list(maps)
-    out = np.zeros((len(ms), len(LOCAL_FEATURE_NAMES)), np.float32)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for j, m in enumerate(ms):
-        groups.setdefault(m.shape, []).append(j)
-    for (h, w), idx in groups.items():
-        chunk = max(1, min(256, CHUNK_CELLS // max(h * w, 1)))
-        for k in range(0, len(idx), chunk):
-            part = idx[k:k + chunk]
-            out[part] = _local_block(np.stack([ms[j] for j in part]))
-    return out
+    return by_shape(as_map_list(maps), _local_block, len(LOCAL_FEATURE_NAMES),
+                    chunk_cells=CHUNK_CELLS)

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from wafertk.features._common import MapsLike, as_map_list, unpack_mask
+from wafertk.features._common import MapsLike, as_map_list, by_shape, unpack_mask
 
 N_RINGS = 5
 N_SECTORS = 8
@@ -79,7 +79,7 @@ def _strip_counts(mask: np.ndarray) -> np.ndarray:
     return single[:-1] + single[1:]
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _die_strips(h: int, w: int, packed: bytes) -> np.ndarray:
     """:func:`_strip_counts` of a die mask given as ``np.packbits`` bytes (wafers of one
     product share their die mask: computed once per mask)."""
@@ -156,6 +156,141 @@ def spatial_one(m: np.ndarray) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
+#: Grid cells of the maps of one shape computed together by :func:`spatial_features` (at
+#: most 256 maps): bounds the per-cell arrays of a call to some tens of MB.
+CHUNK_CELLS = 1 << 20
+
+
+@lru_cache(maxsize=32)
+def _projection_bins(h: int, w: int) -> np.ndarray:
+    """Sinogram bin of every cell of an ``h x w`` grid at each of the LINE_ANGLES angles,
+    shape (h * w, LINE_ANGLES), int32: :func:`wafertk.features.wu.sinogram`'s binning, for
+    all cells at once."""
+    from wafertk.features.wu import _angles
+
+    diag = int(math.ceil(math.hypot(h, w)))
+    ys, xs = np.divmod(np.arange(h * w), w)
+    x = xs - (w - 1) / 2.0
+    y = (h - 1) / 2.0 - ys
+    c, s = _angles(LINE_ANGLES)
+    t = np.rint(np.outer(x, c) + np.outer(y, s)).astype(np.int64)
+    t += diag // 2
+    np.clip(t, 0, diag, out=t)
+    out = t.astype(np.int32)
+    out.setflags(write=False)
+    return out
+
+
+def _fail_strips(fail: np.ndarray, h: int, w: int) -> np.ndarray:
+    """:func:`_strip_counts` of every row of ``fail`` (n, h * w), bool: shape
+    (n, diag + 2, LINE_ANGLES), float64; cost proportional to the fail dies."""
+    n = len(fail)
+    n_bins = int(math.ceil(math.hypot(h, w))) + 1
+    bins = _projection_bins(h, w)
+    cols = np.arange(LINE_ANGLES)
+    j, cell = np.nonzero(fail)
+    flat = np.zeros(n * n_bins * LINE_ANGLES)
+    step = max(1, 4_000_000 // LINE_ANGLES)
+    for a in range(0, len(j), step):
+        idx = (j[a:a + step, None] * n_bins + bins[cell[a:a + step]]) * LINE_ANGLES + cols
+        flat += np.bincount(idx.ravel(), minlength=len(flat))
+    single = np.pad(flat.reshape(n, n_bins, LINE_ANGLES), ((0, 0), (1, 1), (0, 0)))
+    return single[:, :-1] + single[:, 1:]
+
+
+def _neighbours(stack: np.ndarray) -> np.ndarray:
+    """Set cells among the 8 neighbours of every cell of ``stack`` (n, H, W), bool: uint8."""
+    n, h, w = stack.shape
+    p = np.pad(stack.astype(np.uint8), ((0, 0), (1, 1), (1, 1)))
+    out = np.zeros((n, h, w), np.uint8)
+    for dy in range(3):
+        for dx in range(3):
+            if dy != 1 or dx != 1:
+                out += p[:, dy:dy + h, dx:dx + w]
+    return out
+
+
+def _spatial_block(maps: np.ndarray) -> np.ndarray:
+    """:func:`spatial_features` of a stack of maps of one shape (n, H, W): the operations of
+    :func:`spatial_one`, on all maps at once."""
+    from scipy import ndimage as ndi
+
+    from wafertk.data.preprocess import _geometry
+
+    n, h, w = maps.shape
+    out = np.zeros((n, len(SPATIAL_FEATURE_NAMES)), np.float64)
+    die, fail = maps > 0, maps == 2
+    die2, fail2 = die.reshape(n, -1), fail.reshape(n, -1)
+    n_die, n_fail = die2.sum(axis=1), fail2.sum(axis=1)
+    ok = (n_die > 0) & (n_fail > 0)
+    if not ok.any():
+        return out.astype(np.float32)
+    p = n_fail / np.maximum(n_die, 1)
+    rows = np.arange(n)
+    # sectors
+    r = _geometry(h, w)[0]
+    rmax = np.where(die2, r, -np.inf).max(axis=1)
+    rmax = np.where(rmax > 0, rmax, 1.0)
+    ring = np.minimum((r[None] / rmax[:, None] * N_RINGS).astype(np.int64), N_RINGS - 1)
+    width = N_RINGS * (N_SECTORS + 1)
+    cell = rows[:, None] * width + ring * (N_SECTORS + 1) + _sectors(h, w)[None]
+    shape = (n, N_RINGS, N_SECTORS + 1)
+    dies = np.bincount(cell[die2], minlength=n * width).reshape(shape)[..., :-1]
+    fails = np.bincount(cell[fail2], minlength=n * width).reshape(shape)[..., :-1]
+    good = dies >= MIN_CELL_DIES
+    dens = np.divide(fails, dies, out=np.zeros(dies.shape), where=good)
+    has = good.any(axis=2)
+    out[:, 0:N_RINGS] = np.where(has, np.where(good, dens, -1.0).max(axis=2), 0.0)
+    out[:, N_RINGS:2 * N_RINGS] = np.where(has, np.where(good, dens, 2.0).min(axis=2), 0.0)
+    # neighbours (float32 shares averaged map by map, as spatial_one does: same rounding)
+    fn, dn = _neighbours(fail)[fail], _neighbours(die)[fail]
+    share = np.divide(fn.astype(np.float32), dn.astype(np.float32),
+                      out=np.zeros(len(fn), np.float32), where=dn > 0)
+    i = 2 * N_RINGS
+    ends = np.cumsum(n_fail)
+    out[:, i] = [part.mean() if len(part) else 0.0
+                 for part in np.split(share, ends[:-1])]
+    out[:, i + 1] = np.log1p(out[:, i] / p)
+    owner = np.repeat(rows, n_fail)
+    out[:, i + 2] = np.bincount(owner, fn == 0, minlength=n) / np.maximum(n_fail, 1)
+    out[:, i + 3] = np.bincount(owner, fn >= 5, minlength=n) / np.maximum(n_fail, 1)
+    # regions: 8-connected within each map, never across maps
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = True
+    lab, n_lab = ndi.label(fail, structure=structure)
+    flat = lab.reshape(n, -1)
+    sizes = np.bincount(flat[fail2], minlength=n_lab + 1)[1:]
+    of = np.zeros(n_lab, np.int64)
+    of[flat[fail2] - 1] = owner
+    order = np.lexsort((-sizes, of))  # by map, largest region first
+    first = np.searchsorted(of[order], rows)
+    count = np.bincount(of, minlength=n)
+    top1 = sizes[order][np.minimum(first, n_lab - 1)]
+    top2 = sizes[order][np.minimum(first + 1, n_lab - 1)]
+    out[:, i + 4] = np.where(count > 0, top1, 0) / np.maximum(n_fail, 1)
+    out[:, i + 5] = np.where(count > 1, top2, 0) / np.maximum(n_fail, 1)
+    out[:, i + 6] = np.log1p(np.bincount(of, sizes >= 3, minlength=n))
+    # lines
+    strips_f = _fail_strips(fail2, h, w)
+    packed = np.packbits(die2, axis=1)
+    keys: dict[bytes, int] = {}
+    mask_of = np.array([keys.setdefault(row.tobytes(), len(keys)) for row in packed])
+    strips_d = np.stack([_die_strips(h, w, key) for key in keys])[mask_of]
+    ex = strips_f - p[:, None, None] * strips_d
+    excess = ex.max(axis=1)  # (n, angles)
+    best = excess.argmax(axis=1)
+    top = excess[rows, best]
+    diam = np.sqrt(4 * n_die / math.pi)
+    out[:, i + 7] = np.maximum(top, 0.0) / np.where(diam > 0, diam, 1.0)
+    at = ex[rows, :, best].argmax(axis=1)
+    out[:, i + 8] = np.where(top > 0, strips_f[rows, at, best] / np.maximum(n_fail, 1), 0.0)
+    perp = excess[rows, (best + LINE_ANGLES // 2) % LINE_ANGLES]
+    out[:, i + 9] = np.where(top > 0, 1.0 - np.maximum(perp, 0.0) / np.where(top > 0, top, 1.0),
+                             0.0)
+    out[~ok] = 0.0
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
 def spatial_features(maps: MapsLike) -> np.ndarray:
     """Rotation-invariant spatial statistics of the fail dies of each native-size map.
 
@@ -182,8 +317,5 @@ def spatial_features(maps: MapsLike) -> np.ndarray:
         the line columns are 0 when no strip holds more fails than the fail ratio predicts
         (a map whose dies all fail).
     """
-    ms = as_map_list(maps)
-    out = np.zeros((len(ms), len(SPATIAL_FEATURE_NAMES)), np.float32)
-    for j, m in enumerate(ms):
-        out[j] = spatial_one(m)
-    return out
+    return by_shape(as_map_list(maps), _spatial_block, len(SPATIAL_FEATURE_NAMES),
+                    chunk_cells=CHUNK_CELLS)
