@@ -1,5 +1,7 @@
 """Wu et al. features: density regions, Radon of a symmetric map, geometry of a rectangle,
-and defined values on degenerate maps (no fail, 1x1, very large)."""
+defined values on degenerate maps (no fail, 1x1, very large), and the batched geometry (maps
+of one shape together) against scikit-image region by region: convex hull, perimeter, ties,
+median filter sizes, chunks."""
 
 import numpy as np
 import pytest
@@ -105,3 +107,84 @@ def test_bad_parameters():
         density_features([np.ones((3, 3), np.uint8)], edge_radius=2.0)
     with pytest.raises(WafertkError):
         radon_features([np.ones((3, 3), np.float32)])
+
+
+def _geometry_maps(seed: int = 0) -> list[np.ndarray]:
+    """Real-looking maps of several shapes: random fails, blobs, one-die scratches (which
+    the median filter removes), two regions of equal size, a fully failing map."""
+    rng = np.random.default_rng(seed)
+    maps = []
+    for h, w in [(31, 31), (26, 40), (40, 26), (31, 31), (12, 9)]:
+        yy, xx = np.mgrid[:h, :w]
+        disc = ((yy - (h - 1) / 2) / (h / 2)) ** 2 + ((xx - (w - 1) / 2) / (w / 2)) ** 2 <= 1
+        for k in range(6):
+            m = disc.astype(np.uint8)
+            m[disc & (rng.random((h, w)) < rng.choice([0.03, 0.15, 0.5]))] = 2
+            if k == 1:  # a blob with a ragged outline
+                blob = (np.hypot(yy - h / 3, xx - w / 2) < h / 5) & (rng.random((h, w)) < 0.9)
+                m[disc & blob] = 2
+            if k == 2:  # a one-die diagonal scratch on a clean wafer
+                m = disc.astype(np.uint8)
+                for i in range(2, min(h, w) - 2):
+                    m[i, i] = 2 if disc[i, i] else 0
+            if k == 3:  # two 3x3 blocks: a tie, the first in raster order wins
+                m = disc.astype(np.uint8)
+                m[h // 2 + 1:h // 2 + 4, w // 2 - 4:w // 2 - 1] = 2
+                m[h // 2 - 4:h // 2 - 1, w // 2 + 1:w // 2 + 4] = 2
+            maps.append(m)
+    maps.append(np.full((15, 15), 2, np.uint8))
+    return [maps[i] for i in rng.permutation(len(maps))]
+
+
+@pytest.mark.parametrize("median_size", [1, 3, 5])
+def test_batched_geometry_equals_skimage_region_by_region(median_size):
+    from wafertk.features.reference import geometry_features_ref
+
+    maps = _geometry_maps()
+    got = geometry_features(maps, median_size=median_size)
+    want = geometry_features_ref(maps, median_size=median_size)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    # the integer-derived columns (area, solidity, regions) are exact
+    for name in ("geom_area", "geom_solidity", "geom_regions"):
+        k = GEOMETRY_FEATURE_NAMES.index(name)
+        np.testing.assert_array_equal(got[:, k], want[:, k].astype(np.float32), err_msg=name)
+
+
+def test_convex_hull_pixels_equal_skimage():
+    from skimage.morphology import convex_hull_image
+
+    from wafertk.features.wu import _DIAMOND, _convex_hull_pixels
+
+    rng = np.random.default_rng(4)
+    regions = [np.ones((1, 1), bool), np.eye(7, dtype=bool), np.ones((1, 9), bool),
+               np.eye(6, dtype=bool)[::-1] | np.eye(6, dtype=bool)]
+    regions += [rng.random((rng.integers(2, 30), rng.integers(2, 30))) < p
+                for p in (0.05, 0.2, 0.6) for _ in range(20)]
+    for region in regions:
+        if not region.any():
+            continue
+        y, x = np.nonzero(region)
+        pts = (np.stack([2 * x, 2 * y], 1)[:, None, :] + _DIAMOND).reshape(-1, 2)
+        got = _convex_hull_pixels(pts.astype(np.int32), y.min(), y.max(), x.min(), x.max())
+        assert got == convex_hull_image(region).sum(), region.shape
+
+
+def test_geometry_tie_takes_the_first_region_in_raster_order():
+    m = np.ones((20, 20), np.uint8)
+    m[12:15, 2:5] = 2  # lower left, second in raster order
+    m[3:6, 14:17] = 2  # upper right, first in raster order
+    g = dict(zip(GEOMETRY_FEATURE_NAMES, geometry_features([m], median_size=1)[0],
+                 strict=True))
+    cy, cx = (4 + 0.5) / 20 * 2 - 1, (15 + 0.5) / 20 * 2 - 1
+    assert g["geom_centroid_radius"] == pytest.approx(np.hypot(cx, cy) / np.sqrt(2))
+
+
+def test_geometry_does_not_depend_on_chunks_or_other_maps(monkeypatch):
+    from wafertk.features import wu
+
+    maps = _geometry_maps(1)
+    whole = geometry_features(maps)
+    monkeypatch.setattr(wu, "GEOMETRY_CHUNK_CELLS", 2 * 31 * 31)
+    np.testing.assert_array_equal(geometry_features(maps), whole)
+    order = np.random.default_rng(2).permutation(len(maps))
+    np.testing.assert_array_equal(geometry_features([maps[i] for i in order]), whole[order])
