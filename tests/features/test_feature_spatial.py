@@ -189,10 +189,14 @@ def test_degenerate_maps_give_finite_values(m):
         assert not f.any()
 
 
-def test_large_map_is_finite():
-    m = np.ones((300, 205), np.uint8)
+@pytest.mark.parametrize("shape", [(300, 205), (1000, 1000)])
+def test_large_map_is_finite(shape):
+    m = np.ones(shape, np.uint8)
     m[::7, ::5] = 2
-    assert np.isfinite(spatial_features([m])).all()
+    m[100:180, 50:120] = 2
+    f = spatial_features([m])
+    assert np.isfinite(f).all()
+    np.testing.assert_array_equal(f[0], spatial_one(m))
 
 
 def _mixed_maps(seed: int = 0) -> list[np.ndarray]:
@@ -238,3 +242,5 @@ def test_values_do_not_depend_on_the_chunks_or_the_other_maps(monkeypatch):
     order = np.random.default_rng(3).permutation(len(maps))
     np.testing.assert_array_equal(spatial_features([maps[i] for i in order]), whole[order])
     np.testing.assert_array_equal(spatial_features(maps[3:4]), whole[3:4])
+    monkeypatch.setattr(sp, "BIN_TABLE_CELLS", 0)  # projection bins on the fly, no table
+    np.testing.assert_array_equal(spatial_features(maps), whole)

@@ -161,22 +161,33 @@ def spatial_one(m: np.ndarray) -> np.ndarray:
 CHUNK_CELLS = 1 << 20
 
 
-@lru_cache(maxsize=32)
-def _projection_bins(h: int, w: int) -> np.ndarray:
-    """Sinogram bin of every cell of an ``h x w`` grid at each of the LINE_ANGLES angles,
-    shape (h * w, LINE_ANGLES), int32: :func:`wafertk.features.wu.sinogram`'s binning, for
-    all cells at once."""
+#: Grids up to this many cells keep a table of every cell's projection bins (at most
+#: 36 x 4 bytes a cell); larger ones compute the bins of their fail dies on the fly.
+BIN_TABLE_CELLS = 1 << 18
+
+
+def _bins(cells: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Sinogram bin of each of ``cells`` (flat indices into an ``h x w`` grid) at each of
+    the LINE_ANGLES angles, shape (len(cells), LINE_ANGLES): the binning of
+    :func:`wafertk.features.wu.sinogram`, cell by cell."""
     from wafertk.features.wu import _angles
 
     diag = int(math.ceil(math.hypot(h, w)))
-    ys, xs = np.divmod(np.arange(h * w), w)
+    ys, xs = np.divmod(cells, w)
     x = xs - (w - 1) / 2.0
     y = (h - 1) / 2.0 - ys
     c, s = _angles(LINE_ANGLES)
     t = np.rint(np.outer(x, c) + np.outer(y, s)).astype(np.int64)
     t += diag // 2
     np.clip(t, 0, diag, out=t)
-    out = t.astype(np.int32)
+    return t
+
+
+@lru_cache(maxsize=32)
+def _bin_table(h: int, w: int) -> np.ndarray:
+    """:func:`_bins` of every cell of a grid of at most BIN_TABLE_CELLS cells (int32,
+    read-only): computed once per grid shape."""
+    out = _bins(np.arange(h * w), h, w).astype(np.int32)
     out.setflags(write=False)
     return out
 
@@ -186,13 +197,15 @@ def _fail_strips(fail: np.ndarray, h: int, w: int) -> np.ndarray:
     (n, diag + 2, LINE_ANGLES), float64; cost proportional to the fail dies."""
     n = len(fail)
     n_bins = int(math.ceil(math.hypot(h, w))) + 1
-    bins = _projection_bins(h, w)
+    table = _bin_table(h, w) if h * w <= BIN_TABLE_CELLS else None
     cols = np.arange(LINE_ANGLES)
     j, cell = np.nonzero(fail)
     flat = np.zeros(n * n_bins * LINE_ANGLES)
     step = max(1, 4_000_000 // LINE_ANGLES)
     for a in range(0, len(j), step):
-        idx = (j[a:a + step, None] * n_bins + bins[cell[a:a + step]]) * LINE_ANGLES + cols
+        part = cell[a:a + step]
+        bins = table[part] if table is not None else _bins(part, h, w)
+        idx = (j[a:a + step, None] * n_bins + bins) * LINE_ANGLES + cols
         flat += np.bincount(idx.ravel(), minlength=len(flat))
     single = np.pad(flat.reshape(n, n_bins, LINE_ANGLES), ((0, 0), (1, 1), (0, 0)))
     return single[:, :-1] + single[:, 1:]
