@@ -68,7 +68,7 @@ def _epochs(text: str) -> dict[str, int] | int:
 
 def make(name: str, epochs: dict[str, int] | int | None, pretrain_epochs: int | None,
          seed: int,
-         rotation_transforms: str | None = None):
+         rotation_transforms: str | None = None, pretrain_lr: float | None = None):
     from wafertk.anomaly.estimators import MODELS as CLASSES_BY_NAME
 
     kw = dict(MODELS[name])
@@ -81,6 +81,8 @@ def make(name: str, epochs: dict[str, int] | int | None, pretrain_epochs: int | 
         kw["epochs"] = epochs
     if pretrain_epochs is not None and "pretrain_epochs" in kw:
         kw["pretrain_epochs"] = pretrain_epochs
+    if pretrain_lr is not None and "pretrain_epochs" in kw:
+        kw["pretrain_learning_rate"] = pretrain_lr
     cls, fixed = CLASSES_BY_NAME[name]
     return cls(**fixed, **kw, random_state=seed)
 
@@ -94,6 +96,8 @@ def main() -> None:
                     help="Override the epochs: N for every model, or per model "
                          "(deep-svdd=10,rotation=6).")
     ap.add_argument("--pretrain-epochs", type=int, help="Override Deep SVDD's pre-training.")
+    ap.add_argument("--pretrain-lr", type=float,
+                    help="Deep SVDD's pre-training learning rate (default: its learning rate).")
     ap.add_argument("--max-train", type=int, help="Subsample the class's training images.")
     ap.add_argument("--max-test", type=int, help="Subsample the test images (per class).")
     ap.add_argument("--rotation-transforms", help="e.g. rotate (default: rotate,flip,"
@@ -128,6 +132,7 @@ def main() -> None:
                            for k, v in MODELS[m].items()} for m in models},
             "overrides": {"epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs,
                           "rotation_transforms": args.rotation_transforms,
+                          "pretrain_lr": args.pretrain_lr,
                           "max_train": args.max_train, "max_test": args.max_test,
                           "seed": args.seed},
             "full_protocol": len(rows) == 10 and args.max_train is None
@@ -149,7 +154,7 @@ def main() -> None:
                      "n_train": len(train), "n_test": len(test)}
         for m in models:
             est = make(m, args.epochs, args.pretrain_epochs, args.seed,
-                       args.rotation_transforms)
+                       args.rotation_transforms, args.pretrain_lr)
             t = time.perf_counter()
             est.fit(train.x, on_epoch=lambda line: print("  " + line, flush=True))
             s = est.score_samples(test.x)

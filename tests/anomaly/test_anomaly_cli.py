@@ -111,10 +111,12 @@ def test_bad_input_is_one_line_before_tensorflow(labelled, tmp_path):
                             needles=["x.npy", "NaN", "sample 4"])
     # config: unknown key and out-of-range value, naming the file and the keys
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("model:\n  latent_dims: 3\ntrain:\n  epochs: 0\n")
+    cfg.write_text("model:\n  latent_dims: 3\ntrain:\n  epochs: 0\n"
+                   "  pretrain_learning_rate: 0\n")
     fails_before_tensorflow("anomaly", "train", labelled, "-o", tmp_path / "r", "--config",
                             cfg, needles=[cfg, "unknown key 'latent_dims'",
-                                          "train.epochs: 0 is not >= 1"])
+                                          "train.epochs: 0 is not >= 1",
+                                          "train.pretrain_learning_rate: 0.0 is not > 0"])
     fails_before_tensorflow("anomaly", "train", labelled, "-o", tmp_path / "r",
                             "--input-size", "30", needles=["--input-size", "divisible"])
     fails_before_tensorflow("anomaly", "train", tmp_path / "missing.h5", "-o", tmp_path / "r",

@@ -133,6 +133,18 @@ def test_deep_svdd_is_bias_free_with_a_fixed_centre(wafers):
     assert est.radius_ == 0.0 and "grad_norm_distance" in est.history_
 
 
+def test_deep_svdd_pretraining_has_its_own_learning_rate(wafers):
+    normal, _, _ = wafers
+    kw = dict(latent_dim=4, epochs=1, pretrain_epochs=2, learning_rate=1e-5, **TINY)
+    same = DeepSVDDDetector(**kw).fit(normal)
+    own = DeepSVDDDetector(pretrain_learning_rate=1e-2, **kw).fit(normal)
+    a, b = same.history_["pretrain_reconstruction"], own.history_["pretrain_reconstruction"]
+    assert b[-1] < a[-1]  # the same network, data and seed: only the rate differs
+    assert own.get_params()["pretrain_learning_rate"] == 1e-2
+    with pytest.raises(WafertkError, match="pretrain_learning_rate must be positive"):
+        DeepSVDDDetector(pretrain_learning_rate=0.0, **kw).fit(normal)
+
+
 def test_trimming_leaves_out_the_highest_losses(wafers):
     est = VAEDetector(trim_fraction=0.25)
     mask = np.asarray(est._trim_mask(np.array([1.0, 5.0, 2.0, 10.0], np.float32)))

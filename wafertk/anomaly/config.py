@@ -69,6 +69,8 @@ class AnomalyTrainConfig:
     epochs: int = field(default=20, metadata=_AT_LEAST_1)
     batch_size: int = field(default=128, metadata=_AT_LEAST_1)
     learning_rate: float = field(default=1e-3, metadata=_POSITIVE)
+    #: deep-svdd: Adam's learning rate in the autoencoder pre-training (null: learning_rate)
+    pretrain_learning_rate: float | None = field(default=None, metadata=_POSITIVE)
     weight_decay: float = field(default=0.0, metadata=_NON_NEGATIVE)
     #: deep-svdd-soft: epochs before the radius is updated
     warm_up_epochs: int = field(default=10, metadata=_NON_NEGATIVE)
@@ -192,7 +194,8 @@ def estimator_from_config(cfg: AnomalyConfig) -> Any:
             kw["centre_weight"] = w[0] if len(w) == 1 else tuple(w)
     elif m.name.startswith("deep-svdd"):
         kw = dict(nu=m.nu, latent_dim=m.latent_dim, kernel_size=m.kernel_size,
-                  pretrain_epochs=m.pretrain_epochs, warm_up_epochs=t.warm_up_epochs)
+                  pretrain_epochs=m.pretrain_epochs, warm_up_epochs=t.warm_up_epochs,
+                  pretrain_learning_rate=t.pretrain_learning_rate)
     else:
         kw = dict(transforms=tuple(m.transforms), shift=m.shift, dense_units=m.dense_units)
     return cls(**fixed, **common, **kw)

@@ -303,7 +303,7 @@ class BaseDeepDetector(BaseEstimator):
 
     def _run_epochs(self, *, n_items: int, make_batch, loss_terms, variables, probe,
                     epochs: int, xv=None, yv=None, on_epoch=None, callbacks=(), tag="",
-                    epoch_end=None) -> None:
+                    epoch_end=None, learning_rate: float | None = None) -> None:
         """The training loop: mini-batches in a seeded order, per-term logs, callbacks.
 
         ``loss_terms(*batch)`` returns a dict of scalar tensors (each already weighted); their
@@ -314,7 +314,8 @@ class BaseDeepDetector(BaseEstimator):
         """
         import tensorflow as tf  # the only backend-specific code: the gradient step
 
-        optimizer = keras.optimizers.Adam(self.learning_rate)
+        optimizer = keras.optimizers.Adam(self.learning_rate if learning_rate is None
+                                          else learning_rate)
         optimizer.build(variables)
 
         def make_step(with_norms: bool):
@@ -747,6 +748,8 @@ class DeepSVDDDetector(BaseDeepDetector):
     warm_up_epochs : int, default 10
     pretrain_epochs : int, default 0
         Autoencoder pre-training of the network (the paper's choice) before fixing ``c``.
+    pretrain_learning_rate : float, optional
+        Adam's learning rate in the pre-training (None: ``learning_rate``).
     input_size, gcn, contamination, threshold_method, trim_fraction, random_state
         As :class:`VAEDetector`.
 
@@ -765,7 +768,8 @@ class DeepSVDDDetector(BaseDeepDetector):
                  conv_filters: Sequence[int] = (32, 64, 128), kernel_size: int = 5,
                  attention: bool = False, epochs: int = 30, batch_size: int = 128,
                  learning_rate: float = 1e-4, weight_decay: float = 1e-6,
-                 warm_up_epochs: int = 10, pretrain_epochs: int = 0, input_size: int = 32,
+                 warm_up_epochs: int = 10, pretrain_epochs: int = 0,
+                 pretrain_learning_rate: float | None = None, input_size: int = 32,
                  gcn: bool = False, contamination: float = 0.05,
                  threshold_method: str = "quantile", trim_fraction: float = 0.0,
                  random_state: int | None = None) -> None:
@@ -781,6 +785,7 @@ class DeepSVDDDetector(BaseDeepDetector):
         self.weight_decay = weight_decay
         self.warm_up_epochs = warm_up_epochs
         self.pretrain_epochs = pretrain_epochs
+        self.pretrain_learning_rate = pretrain_learning_rate
         self.input_size = input_size
         self.gcn = gcn
         self.contamination = contamination
@@ -794,6 +799,9 @@ class DeepSVDDDetector(BaseDeepDetector):
                                "soft-boundary)")
         if not 0 < self.nu <= 1:
             raise WafertkError(f"nu must be in (0, 1], got {self.nu}")
+        if self.pretrain_learning_rate is not None and not self.pretrain_learning_rate > 0:
+            raise WafertkError("pretrain_learning_rate must be positive, got "
+                               f"{self.pretrain_learning_rate}")
         self.model_ = networks.build_deep_svdd(
             x.shape[1:], int(self.latent_dim), conv_filters=tuple(self.conv_filters),
             kernel_size=int(self.kernel_size), attention=bool(self.attention),
@@ -822,7 +830,8 @@ class DeepSVDDDetector(BaseDeepDetector):
 
         self._run_epochs(n_items=len(x), make_batch=lambda idx: (x[idx],), loss_terms=terms,
                          variables=ae.trainable_variables, probe=encoder.get_layer("z").kernel,
-                         epochs=int(self.pretrain_epochs), on_epoch=on_epoch, tag="pretrain")
+                         epochs=int(self.pretrain_epochs), on_epoch=on_epoch, tag="pretrain",
+                         learning_rate=self.pretrain_learning_rate)
 
     def _init_centre(self, x, eps: float = 0.1) -> None:
         z = predict_outputs(self.model_, x)["z"].astype(np.float64)
