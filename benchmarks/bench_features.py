@@ -39,6 +39,7 @@ TOLERANCES = {
     "geometry": {"rtol": 1e-5, "atol": 1e-6},
     "local": {"rtol": 1e-6, "atol": 1e-6},
     "spatial (map by map, same code)": {"rtol": 0.0, "atol": 0.0},
+    "geometry (map by map, same code)": {"rtol": 0.0, "atol": 0.0},
 }
 
 
@@ -95,6 +96,7 @@ def main() -> None:
         REFERENCES,
         density_features_ref,
         gabor_features_ref,
+        geometry_features_loop,
         geometry_features_ref,
         local_features_ref,
         radon_features_loop,
@@ -134,6 +136,11 @@ def main() -> None:
             spatial_features, lambda x: np.stack([spatial_one(m) for m in x]),
             "spatial_one per map (its sinogram and ndimage.label per map, die strips cached "
             "per mask): the batching's gain only"),
+        "geometry (map by map, same code)": (
+            geometry_features, geometry_features_loop,
+            "geometry_features_loop: cv2.medianBlur, ndimage.label, moments, skimage perimeter "
+            "and convex_hull_image per map (the code before batching): the batching's gain "
+            "only"),
     }
     res["vs_reference"] = {}
     total_fast = total_ref = 0.0

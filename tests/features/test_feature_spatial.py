@@ -244,3 +244,32 @@ def test_values_do_not_depend_on_the_chunks_or_the_other_maps(monkeypatch):
     np.testing.assert_array_equal(spatial_features(maps[3:4]), whole[3:4])
     monkeypatch.setattr(sp, "BIN_TABLE_CELLS", 0)  # projection bins on the fly, no table
     np.testing.assert_array_equal(spatial_features(maps), whole)
+
+
+def test_maps_without_fails_beside_failing_ones_raise_no_warning():
+    import warnings
+
+    m = _disc(21)
+    m[5:8, 5:9] = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = spatial_features([np.ones((21, 21), np.uint8), _disc(21), m])
+    assert not f[:2].any() and f[2].any()
+
+
+def test_elongated_grids_are_chunked_by_their_strips():
+    from wafertk.features import spatial as sp
+    from wafertk.features._common import by_shape
+
+    seen = []
+
+    def block(stack):
+        seen.append(len(stack))
+        return np.zeros((len(stack), 1), np.float32)
+
+    maps = [np.ones((1, 512), np.uint8)] * 300
+    by_shape(maps, block, 1, chunk_cells=sp.CHUNK_CELLS, cost=sp._map_cost)
+    assert max(seen) * sp._map_cost(1, 512) <= sp.CHUNK_CELLS and sum(seen) == 300
+    seen.clear()
+    by_shape(maps, block, 1, chunk_cells=sp.CHUNK_CELLS)  # by cells alone: 256 maps
+    assert max(seen) == 256

@@ -60,7 +60,7 @@ def resized_fail_channel(maps: MapsLike, size: int) -> np.ndarray:
 
 
 def by_shape(ms: list[np.ndarray], block, n_cols: int, *, chunk_cells: int,
-             max_maps: int = 256) -> np.ndarray:
+             max_maps: int = 256, cost=None) -> np.ndarray:
     """Apply a per-shape ``block`` function to the maps grouped by grid shape.
 
     Parameters
@@ -72,6 +72,8 @@ def by_shape(ms: list[np.ndarray], block, n_cols: int, *, chunk_cells: int,
     chunk_cells : int
         At most this many grid cells (maps x H x W) per call, and at most ``max_maps`` maps.
     max_maps : int, default 256
+    cost : callable, optional
+        ``cost(h, w)``: what one map counts against ``chunk_cells`` (default ``h * w``).
 
     Returns
     -------
@@ -83,7 +85,8 @@ def by_shape(ms: list[np.ndarray], block, n_cols: int, *, chunk_cells: int,
     for j, m in enumerate(ms):
         groups.setdefault(m.shape, []).append(j)
     for (h, w), idx in groups.items():
-        chunk = max(1, min(max_maps, chunk_cells // max(h * w, 1)))
+        each = h * w if cost is None else cost(h, w)
+        chunk = max(1, min(max_maps, chunk_cells // max(each, 1)))
         for k in range(0, len(idx), chunk):
             part = idx[k:k + chunk]
             out[part] = block(np.stack([ms[j] for j in part]))

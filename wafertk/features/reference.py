@@ -240,6 +240,51 @@ def geometry_features_ref(maps: MapsLike, median_size: int = 3) -> np.ndarray:
         -1, len(GEOMETRY_FEATURE_NAMES))
 
 
+def geometry_features_loop(maps: MapsLike, median_size: int = 3) -> np.ndarray:
+    """The same 8 columns map by map, the way :func:`wafertk.features.geometry_features`
+    computed them before maps of one shape were measured together: ``cv2.medianBlur``,
+    ``scipy.ndimage.label`` of the map, the largest region's moments from its pixel
+    coordinates on its bounding box, ``skimage.measure.perimeter`` and
+    ``skimage.morphology.convex_hull_image``. Equal to the fast path bit for bit."""
+    import cv2
+    from scipy import ndimage as ndi
+    from skimage.measure import perimeter
+    from skimage.morphology import convex_hull_image
+
+    from wafertk.features.wu import _region_moments
+
+    ms = as_map_list(maps)
+    out = np.zeros((len(ms), len(GEOMETRY_FEATURE_NAMES)), np.float32)
+    for i, m in enumerate(ms):
+        fail = (m == 2).astype(np.uint8)
+        if not fail.any():
+            continue
+        h, w = m.shape
+        den = fail
+        if median_size > 1 and min(h, w) >= 2:
+            den = (cv2.medianBlur(fail * 255, median_size) > 0).astype(np.uint8)
+        if not den.any():
+            den = fail
+        lab, n = ndi.label(den, structure=np.ones((3, 3)))
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        big = int(sizes.argmax())
+        sl = ndi.find_objects(lab, max_label=big)[big - 1]
+        region = lab[sl] == big
+        area, (r0, c0), major, minor, ecc = _region_moments(*np.nonzero(region))
+        dies = max(float((m > 0).sum()), 1.0)
+        diam = math.sqrt(4 * dies / math.pi)
+        cy = (r0 + sl[0].start + 0.5) / h * 2 - 1
+        cx = (c0 + sl[1].start + 0.5) / w * 2 - 1
+        row = [area / dies, perimeter(region, 4) / (math.pi * diam), major / diam,
+               minor / diam, ecc,
+               area / float(convex_hull_image(region).sum()) if area > 0 else 0.0,
+               min(math.hypot(cx, cy) / math.sqrt(2), 1.0), math.log1p(n)]
+        out[i] = np.nan_to_num(np.asarray(row, np.float64), nan=0.0, posinf=0.0,
+                               neginf=0.0).astype(np.float32)
+    return out
+
+
 # ------------------------------------------------------------------------------ local
 def local_features_ref(maps: MapsLike) -> np.ndarray:
     """Reference for :func:`wafertk.features.local_features` (same 11 columns): one map at a

@@ -157,13 +157,15 @@ def spatial_one(m: np.ndarray) -> np.ndarray:
 
 
 #: Grid cells of the maps of one shape computed together by :func:`spatial_features` (at
-#: most 256 maps): bounds the per-cell arrays of a call to some tens of MB.
+#: most 256 maps), counting a map as at least its strip cells (diagonal x 36: elongated
+#: grids have more strips than cells): bounds the arrays of a call to some tens of MB.
 CHUNK_CELLS = 1 << 20
 
 
-#: Grids up to this many cells keep a table of every cell's projection bins (at most
-#: 36 x 4 bytes a cell); larger ones compute the bins of their fail dies on the fly.
-BIN_TABLE_CELLS = 1 << 18
+#: Grids up to this many cells keep a table of every cell's projection bins (36 x 4 bytes
+#: a cell, at most 9.4 MB; 16 shapes cached); larger ones compute the bins of their fail
+#: dies on the fly. WM-811K's largest grid has 60,600 cells.
+BIN_TABLE_CELLS = 1 << 16
 
 
 def _bins(cells: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -183,7 +185,7 @@ def _bins(cells: np.ndarray, h: int, w: int) -> np.ndarray:
     return t
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def _bin_table(h: int, w: int) -> np.ndarray:
     """:func:`_bins` of every cell of a grid of at most BIN_TABLE_CELLS cells (int32,
     read-only): computed once per grid shape."""
@@ -263,7 +265,9 @@ def _spatial_block(maps: np.ndarray) -> np.ndarray:
     ends = np.cumsum(n_fail)
     out[:, i] = [part.mean() if len(part) else 0.0
                  for part in np.split(share, ends[:-1])]
-    out[:, i + 1] = np.log1p(out[:, i] / p)
+    # math.log1p map by map, as spatial_one (numpy's vectorised log1p may round otherwise)
+    out[:, i + 1] = [math.log1p(v / q) if q > 0 else 0.0 for v, q in zip(out[:, i], p,
+                                                                         strict=True)]
     owner = np.repeat(rows, n_fail)
     out[:, i + 2] = np.bincount(owner, fn == 0, minlength=n) / np.maximum(n_fail, 1)
     out[:, i + 3] = np.bincount(owner, fn >= 5, minlength=n) / np.maximum(n_fail, 1)
@@ -282,7 +286,7 @@ def _spatial_block(maps: np.ndarray) -> np.ndarray:
     top2 = sizes[order][np.minimum(first + 1, n_lab - 1)]
     out[:, i + 4] = np.where(count > 0, top1, 0) / np.maximum(n_fail, 1)
     out[:, i + 5] = np.where(count > 1, top2, 0) / np.maximum(n_fail, 1)
-    out[:, i + 6] = np.log1p(np.bincount(of, sizes >= 3, minlength=n))
+    out[:, i + 6] = [math.log1p(int(v)) for v in np.bincount(of, sizes >= 3, minlength=n)]
     # lines
     strips_f = _fail_strips(fail2, h, w)
     packed = np.packbits(die2, axis=1)
@@ -331,4 +335,10 @@ def spatial_features(maps: MapsLike) -> np.ndarray:
         (a map whose dies all fail).
     """
     return by_shape(as_map_list(maps), _spatial_block, len(SPATIAL_FEATURE_NAMES),
-                    chunk_cells=CHUNK_CELLS)
+                    chunk_cells=CHUNK_CELLS, cost=_map_cost)
+
+
+def _map_cost(h: int, w: int) -> int:
+    """What one map of an ``h x w`` grid counts against CHUNK_CELLS: its cells, or its
+    projection strips when there are more of them (elongated grids)."""
+    return max(h * w, (int(math.ceil(math.hypot(h, w))) + 2) * LINE_ANGLES)

@@ -245,12 +245,19 @@ _PERIMETER_WEIGHTS[[13, 23]] = (1 + math.sqrt(2)) / 2
 _PERIMETER_WEIGHTS.setflags(write=False)
 
 
-def _shift_sum(padded: np.ndarray, h: int, w: int, offsets) -> np.ndarray:
-    """Sum of ``padded[:, dy:dy + h, dx:dx + w]`` over ``offsets`` (uint16)."""
-    out = np.zeros((len(padded), h, w), np.uint16)
-    for dy, dx in offsets:
-        out += padded[:, dy:dy + h, dx:dx + w]
-    return out
+def _majority(fail: np.ndarray, size: int) -> np.ndarray:
+    """The ``size x size`` median of binary masks (n, H, W), borders replicated (what
+    :func:`cv2.medianBlur` computes): more than half of the window's cells fail. Window
+    counts from an integral image, exact for any size."""
+    n, h, w = fail.shape
+    r = size // 2
+    padded = np.pad(fail.astype(np.int32), ((0, 0), (r, r), (r, r)), mode="edge")
+    ii = np.zeros((n, h + 2 * r + 1, w + 2 * r + 1), np.int32)
+    np.cumsum(padded, axis=1, out=ii[:, 1:, 1:])
+    np.cumsum(ii[:, 1:, 1:], axis=2, out=ii[:, 1:, 1:])
+    count = (ii[:, size:size + h, size:size + w] - ii[:, :h, size:size + w]
+             - ii[:, size:size + h, :w] + ii[:, :h, :w])
+    return count > size * size // 2
 
 
 #: The midpoints of a pixel's four edges, in doubled coordinates (x, y).
@@ -289,11 +296,7 @@ def _geometry_block(maps: np.ndarray, median_size: int) -> np.ndarray:
         return out.astype(np.float32)
     den = fail
     if median_size > 1 and min(h, w) >= 2:
-        # the median of a binary window (cv2.medianBlur, borders replicated): a majority
-        r = median_size // 2
-        padded = np.pad(fail.astype(np.uint8), ((0, 0), (r, r), (r, r)), mode="edge")
-        offsets = [(dy, dx) for dy in range(median_size) for dx in range(median_size)]
-        den = _shift_sum(padded, h, w, offsets) > median_size * median_size // 2
+        den = _majority(fail, median_size)
         gone = ~den.reshape(n, -1).any(axis=1)
         den[gone] = fail[gone]  # the filter removed everything: the raw mask
     # 8-connected regions within each map, never across maps; labels in raster order
@@ -314,31 +317,20 @@ def _geometry_block(maps: np.ndarray, median_size: int) -> np.ndarray:
     selected = np.zeros(n_lab + 1, bool)
     selected[biggest] = True
     region = selected[lab]
-    # moments (skimage.measure.regionprops' definitions)
-    j, rr, cc = np.nonzero(region)
-    area = np.bincount(j, minlength=n).astype(np.float64)
-    safe = np.maximum(area, 1.0)
-    r0 = np.bincount(j, rr, minlength=n) / safe
-    c0 = np.bincount(j, cc, minlength=n) / safe
-    dr, dc = rr - r0[j], cc - c0[j]
-    a = np.bincount(j, dc * dc, minlength=n) / safe
-    c = np.bincount(j, dr * dr, minlength=n) / safe
-    b = -np.bincount(j, dr * dc, minlength=n) / safe
-    half, root = (a + c) / 2, np.sqrt(((a - c) / 2) ** 2 + b * b)
-    l1, l2 = np.maximum(half + root, 0.0), np.maximum(half - root, 0.0)
-    ecc = np.sqrt(1 - np.divide(l2, l1, out=np.ones(n), where=l1 > 0))
-    # perimeter (skimage.measure.perimeter, neighborhood=4)
+    j, rr, cc = np.nonzero(region)  # by map, in raster order
+    starts = np.searchsorted(j, np.arange(n + 1))
+    # perimeter codes (skimage.measure.perimeter, neighborhood=4): 1 for a border pixel
+    # + 2 per border 4-neighbour + 10 per border diagonal neighbour; histogram per map
     p = np.pad(region, ((0, 0), (1, 1), (1, 1)))
     inner = (p[:, :-2, 1:-1] & p[:, 2:, 1:-1] & p[:, 1:-1, :-2] & p[:, 1:-1, 2:])
-    border = np.pad(region & ~inner, ((0, 0), (1, 1), (1, 1))).astype(np.uint8)
+    border = np.pad(region & ~inner, ((0, 0), (1, 1), (1, 1))).astype(np.int64)
     bj, by, bx = np.nonzero(border[:, 1:-1, 1:-1])
-    side = (border[bj, by, bx + 1] + border[bj, by + 2, bx + 1] + border[bj, by + 1, bx]
-            + border[bj, by + 1, bx + 2]).astype(np.int64)
-    diagonal = (border[bj, by, bx] + border[bj, by, bx + 2] + border[bj, by + 2, bx]
-                + border[bj, by + 2, bx + 2]).astype(np.int64)
-    perim = np.bincount(bj, _PERIMETER_WEIGHTS[1 + 2 * side + 10 * diagonal], minlength=n)
+    code = 1 + 2 * (border[bj, by, bx + 1] + border[bj, by + 2, bx + 1]
+                    + border[bj, by + 1, bx] + border[bj, by + 1, bx + 2]) \
+        + 10 * (border[bj, by, bx] + border[bj, by, bx + 2] + border[bj, by + 2, bx]
+                + border[bj, by + 2, bx + 2])
+    hist = np.bincount(bj * 50 + code, minlength=n * 50).reshape(n, 50)
     # convex hull: from the first and last pixel of each row and column of the region
-    hull = np.zeros(n)
     row_key = (j * h + rr)
     cut = np.flatnonzero(np.diff(row_key)) + 1
     firsts, lasts = np.r_[0, cut], np.r_[cut, len(j)] - 1
@@ -352,27 +344,47 @@ def _geometry_block(maps: np.ndarray, median_size: int) -> np.ndarray:
     ey, ex = rr[ext], cc[ext]
     points = (np.stack([2 * ex, 2 * ey], axis=1)[:, None, :] + _DIAMOND).astype(np.int32)
     points = points.reshape(-1, 2)
-    for k in has:
-        b0, b1 = bounds[k], bounds[k + 1]
-        hull[k] = _convex_hull_pixels(points[4 * b0:4 * b1], ey[b0:b1].min(),
-                                      ey[b0:b1].max(), ex[b0:b1].min(), ex[b0:b1].max())
-    dies = np.maximum(maps.reshape(n, -1).astype(bool).sum(axis=1), 1).astype(np.float64)
-    diam = np.sqrt(4 * dies / math.pi)
-    cy = (r0 + 0.5) / h * 2 - 1
-    cx = (c0 + 0.5) / w * 2 - 1
+    n_dies = maps.reshape(n, -1).astype(bool).sum(axis=1)
     n_regions = np.bincount(owner_of[1:], minlength=n)
-    out[:] = np.stack([
-        area / dies,
-        perim / (math.pi * diam),
-        4 * np.sqrt(l1) / diam,
-        4 * np.sqrt(l2) / diam,
-        np.where(l1 > 0, ecc, 0.0),
-        np.divide(area, hull, out=np.zeros(n), where=hull > 0),
-        np.minimum(np.hypot(cx, cy) / math.sqrt(2), 1.0),
-        np.log1p(n_regions),
-    ], axis=1)
-    out[n_fail == 0] = 0.0
+    # per map, the scalar arithmetic of the map-by-map code (same operations, same order)
+    for k in has:
+        y, x = rr[starts[k]:starts[k + 1]], cc[starts[k]:starts[k + 1]]
+        y0, x0 = int(y[0]), int(x.min())  # the bounding box's corner (rows come sorted)
+        area, (r0, c0), major, minor, ecc = _region_moments(y - y0, x - x0)
+        b0, b1 = bounds[k], bounds[k + 1]
+        hull = _convex_hull_pixels(points[4 * b0:4 * b1], y0, int(ey[b0:b1].max()), x0,
+                                   int(ex[b0:b1].max()))
+        dies = max(float(n_dies[k]), 1.0)
+        diam = math.sqrt(4 * dies / math.pi)
+        cy = (r0 + y0 + 0.5) / h * 2 - 1
+        cx = (c0 + x0 + 0.5) / w * 2 - 1
+        out[k] = [
+            area / dies,
+            float(hist[k] @ _PERIMETER_WEIGHTS) / (math.pi * diam),
+            major / diam,
+            minor / diam,
+            ecc,
+            area / float(hull) if area > 0 else 0.0,
+            min(math.hypot(cx, cy) / math.sqrt(2), 1.0),
+            math.log1p(int(n_regions[k])),
+        ]
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+def _region_moments(rr: np.ndarray, cc: np.ndarray) -> tuple[float, tuple[float, float],
+                                                              float, float, float]:
+    """Area, centroid (row, col), major and minor axis lengths and eccentricity of a region
+    given by its pixels' coordinates (raster order), as :func:`skimage.measure.regionprops`
+    defines them (the ellipse of the same second central moments)."""
+    area = len(rr)
+    r0, c0 = rr.mean(), cc.mean()
+    dr, dc = rr - r0, cc - c0
+    # inertia tensor [[mu02, -mu11], [-mu11, mu20]] / mu00 (skimage's convention)
+    a, c, b = (dc @ dc) / area, (dr @ dr) / area, -(dr @ dc) / area
+    half, root = (a + c) / 2, math.sqrt(((a - c) / 2) ** 2 + b * b)
+    l1, l2 = max(half + root, 0.0), max(half - root, 0.0)
+    ecc = math.sqrt(1 - l2 / l1) if l1 > 0 else 0.0
+    return float(area), (float(r0), float(c0)), 4 * math.sqrt(l1), 4 * math.sqrt(l2), ecc
 
 
 def geometry_features(maps: MapsLike, median_size: int = 3) -> np.ndarray:
