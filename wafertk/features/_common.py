@@ -91,3 +91,50 @@ def by_shape(ms: list[np.ndarray], block, n_cols: int, *, chunk_cells: int,
             part = idx[k:k + chunk]
             out[part] = block(np.stack([ms[j] for j in part]))
     return out
+
+
+def label_maps(masks: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """8-connected regions of each mask of a stack, in one ``scipy.ndimage.label`` call.
+
+    Parameters
+    ----------
+    masks : ndarray of shape (n, H, W), bool
+
+    Returns
+    -------
+    labels : ndarray of shape (n, H, W), int
+        Regions never cross maps; numbered in raster order over the stack (so within a map,
+        in the order the map alone would number them).
+    n_labels : int
+    owner : ndarray of shape (n_labels + 1,), int64
+        The map of each label (entry 0, the background, is 0).
+    """
+    from scipy import ndimage as ndi
+
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = True  # 8-connected within each map, never across maps
+    labels, n_labels = ndi.label(masks, structure=structure)
+    flat = labels.ravel()
+    where = np.flatnonzero(flat)
+    owner = np.zeros(n_labels + 1, np.int64)
+    owner[flat[where]] = where // max(masks[0].size, 1)
+    return labels, n_labels, owner
+
+
+def die_mask_keys(die: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """The distinct die masks of a stack of maps of one shape, as ``np.packbits`` bytes (the
+    keys of the per-mask caches), and the index of each map's mask among them.
+
+    Parameters
+    ----------
+    die : ndarray of shape (n, H * W) or (n, H, W), bool
+
+    Returns
+    -------
+    keys : list of bytes
+    mask_of : ndarray of shape (n,), int
+    """
+    packed = np.packbits(die.reshape(len(die), -1), axis=1)
+    index: dict[bytes, int] = {}
+    mask_of = np.array([index.setdefault(row.tobytes(), len(index)) for row in packed])
+    return list(index), mask_of

@@ -26,7 +26,14 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from wafertk.features._common import MapsLike, as_map_list, by_shape, unpack_mask
+from wafertk.features._common import (
+    MapsLike,
+    as_map_list,
+    by_shape,
+    die_mask_keys,
+    label_maps,
+    unpack_mask,
+)
 
 #: Segment lengths in dies.
 SEGMENT_LENGTHS: tuple[int, ...] = (5, 9, 15)
@@ -128,8 +135,6 @@ def _die_segment_counts(h: int, w: int, packed: bytes) -> dict[int, np.ndarray]:
 
 def _local_block(maps: np.ndarray) -> np.ndarray:
     """:func:`local_features` of a stack of maps of one shape (n, H, W)."""
-    from scipy import ndimage as ndi
-
     n, h, w = maps.shape
     out = np.zeros((n, len(LOCAL_FEATURE_NAMES)), np.float64)
     die, fail = maps > 0, maps == 2
@@ -141,9 +146,7 @@ def _local_block(maps: np.ndarray) -> np.ndarray:
     p = n_fail / np.maximum(n_die, 1)
     # segments
     fails = _segment_counts(fail)
-    packed = np.packbits(die.reshape(n, -1), axis=1)
-    keys: dict[bytes, int] = {}
-    mask_of = np.array([keys.setdefault(row.tobytes(), len(keys)) for row in packed])
+    keys, mask_of = die_mask_keys(die)
     per_mask = [_die_segment_counts(h, w, key) for key in keys]
     i = 0
     for length in SEGMENT_LENGTHS:
@@ -175,9 +178,7 @@ def _local_block(maps: np.ndarray) -> np.ndarray:
                               out=np.zeros(n), where=k > 0)
         i += 1
     out[:, i] = np.log1p(out[:, i - 1] / np.where(p > 0, p, 1.0))
-    structure = np.zeros((3, 3, 3), bool)
-    structure[1] = True  # 8-connected within each map, never across maps
-    lab, _ = ndi.label(fail, structure=structure)
+    lab = label_maps(fail)[0]
     sizes = np.bincount(lab.ravel())
     near = fail & (rn < CENTER_REGION_RADIUS)
     size = np.zeros(n)

@@ -27,7 +27,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from wafertk.features._common import MapsLike, as_map_list, by_shape, unpack_mask
+from wafertk.features._common import (
+    MapsLike,
+    as_map_list,
+    by_shape,
+    die_mask_keys,
+    label_maps,
+    unpack_mask,
+)
 
 N_RINGS = 5
 N_SECTORS = 8
@@ -228,8 +235,6 @@ def _neighbours(stack: np.ndarray) -> np.ndarray:
 def _spatial_block(maps: np.ndarray) -> np.ndarray:
     """:func:`spatial_features` of a stack of maps of one shape (n, H, W): the operations of
     :func:`spatial_one`, on all maps at once."""
-    from scipy import ndimage as ndi
-
     from wafertk.data.preprocess import _geometry
 
     n, h, w = maps.shape
@@ -272,13 +277,9 @@ def _spatial_block(maps: np.ndarray) -> np.ndarray:
     out[:, i + 2] = np.bincount(owner, fn == 0, minlength=n) / np.maximum(n_fail, 1)
     out[:, i + 3] = np.bincount(owner, fn >= 5, minlength=n) / np.maximum(n_fail, 1)
     # regions: 8-connected within each map, never across maps
-    structure = np.zeros((3, 3, 3), bool)
-    structure[1] = True
-    lab, n_lab = ndi.label(fail, structure=structure)
-    flat = lab.reshape(n, -1)
-    sizes = np.bincount(flat[fail2], minlength=n_lab + 1)[1:]
-    of = np.zeros(n_lab, np.int64)
-    of[flat[fail2] - 1] = owner
+    lab, n_lab, owner_of = label_maps(fail)
+    sizes = np.bincount(lab.ravel(), minlength=n_lab + 1)[1:]
+    of = owner_of[1:]
     order = np.lexsort((-sizes, of))  # by map, largest region first
     first = np.searchsorted(of[order], rows)
     count = np.bincount(of, minlength=n)
@@ -289,9 +290,7 @@ def _spatial_block(maps: np.ndarray) -> np.ndarray:
     out[:, i + 6] = [math.log1p(int(v)) for v in np.bincount(of, sizes >= 3, minlength=n)]
     # lines
     strips_f = _fail_strips(fail2, h, w)
-    packed = np.packbits(die2, axis=1)
-    keys: dict[bytes, int] = {}
-    mask_of = np.array([keys.setdefault(row.tobytes(), len(keys)) for row in packed])
+    keys, mask_of = die_mask_keys(die2)
     strips_d = np.stack([_die_strips(h, w, key) for key in keys])[mask_of]
     ex = strips_f - p[:, None, None] * strips_d
     excess = ex.max(axis=1)  # (n, angles)

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from wafertk.errors import WafertkError
-from wafertk.features._common import MapsLike, as_map_list, by_shape
+from wafertk.features._common import MapsLike, as_map_list, by_shape, label_maps
 
 # ---------------------------------------------------------------------------- density
 #: Normalised radius beyond which a die belongs to one of the four edge quarters.
@@ -286,8 +286,6 @@ def _convex_hull_pixels(points: np.ndarray, y0: int, y1: int, x0: int, x1: int) 
 
 def _geometry_block(maps: np.ndarray, median_size: int) -> np.ndarray:
     """:func:`geometry_features` of a stack of maps of one shape (n, H, W)."""
-    from scipy import ndimage as ndi
-
     n, h, w = maps.shape
     out = np.zeros((n, len(GEOMETRY_FEATURE_NAMES)), np.float64)
     fail = maps == 2
@@ -299,15 +297,9 @@ def _geometry_block(maps: np.ndarray, median_size: int) -> np.ndarray:
         den = _majority(fail, median_size)
         gone = ~den.reshape(n, -1).any(axis=1)
         den[gone] = fail[gone]  # the filter removed everything: the raw mask
-    # 8-connected regions within each map, never across maps; labels in raster order
-    structure = np.zeros((3, 3, 3), bool)
-    structure[1] = True
-    lab, n_lab = ndi.label(den, structure=structure)
-    flat = lab.ravel()
-    where = np.flatnonzero(flat)
-    owner_of = np.zeros(n_lab + 1, np.int64)
-    owner_of[flat[where]] = where // (h * w)
-    sizes = np.bincount(flat, minlength=n_lab + 1)
+    # 8-connected regions within each map; labels in raster order (ties: the first wins)
+    lab, n_lab, owner_of = label_maps(den)
+    sizes = np.bincount(lab.ravel(), minlength=n_lab + 1)
     sizes[0] = 0
     labels = np.arange(1, n_lab + 1)
     order = np.lexsort((labels, -sizes[1:], owner_of[1:]))  # per map: largest, first label
