@@ -4,6 +4,7 @@ quarter turns on odd, even and non-square grids, and defined values on degenerat
 
 import numpy as np
 import pytest
+from wafer_masks import disc, ellipse
 
 from wafertk.features import FEATURE_SETS, extract_features, feature_names
 from wafertk.features.local import (
@@ -13,14 +14,6 @@ from wafertk.features.local import (
     local_features,
     segment_kernels,
 )
-
-
-def _disc(n: int = 41) -> np.ndarray:
-    yy, xx = np.mgrid[:n, :n]
-    c = (n - 1) / 2
-    m = np.zeros((n, n), np.uint8)
-    m[(yy - c) ** 2 + (xx - c) ** 2 <= c * c] = 1
-    return m
 
 
 def _f(m: np.ndarray) -> dict[str, float]:
@@ -48,7 +41,7 @@ def test_segment_kernels_reject_even_lengths():
 
 
 def test_a_short_scratch_is_a_segment_along_one_direction():
-    m = _disc()
+    m = disc()
     m[10, 8:17] = 2  # a 9-die horizontal scratch, off centre
     f = _f(m)
     assert f["seg5_max"] == 1.0 and f["seg9_max"] == 1.0
@@ -59,7 +52,7 @@ def test_a_short_scratch_is_a_segment_along_one_direction():
 
 
 def test_a_round_blob_fills_every_direction_alike():
-    m = _disc()
+    m = disc()
     yy, xx = np.mgrid[:41, :41]
     m[(yy - 10) ** 2 + (xx - 20) ** 2 <= 25] = 2  # a disc of radius 5 off centre
     f = _f(m)
@@ -71,7 +64,7 @@ def test_a_round_blob_fills_every_direction_alike():
 
 
 def test_scattered_fails_make_no_segment():
-    m = _disc()
+    m = disc()
     m[::4, ::4][m[::4, ::4] > 0] = 2  # isolated fails on a 4-die lattice
     f = _f(m)
     assert f["seg5_max"] == pytest.approx(2 / 5)  # a row or column of 5 meets 2 lattice dies
@@ -79,9 +72,9 @@ def test_scattered_fails_make_no_segment():
 
 
 def test_a_small_centre_cluster_against_the_same_cluster_off_centre():
-    centre = _disc()
+    centre = disc()
     centre[19:22, 19:22] = 2  # 9 fail dies at the centre
-    off = _disc()
+    off = disc()
     off[9:12, 19:22] = 2  # the same 3 x 3 cluster, half way to the edge
     fc, fo = _f(centre), _f(off)
     n_die = int((centre > 0).sum())
@@ -100,7 +93,7 @@ def test_a_small_centre_cluster_against_the_same_cluster_off_centre():
 
 
 def test_the_centre_region_is_the_largest_region_reaching_the_centre():
-    m = _disc()
+    m = disc()
     m[20, 20:26] = 2  # 6 dies from the centre outwards
     m[20, 19] = 2
     m[5:8, 15:25] = 2  # a larger region far from the centre: not a centre region
@@ -113,9 +106,7 @@ def test_the_centre_region_is_the_largest_region_reaching_the_centre():
 def test_quarter_turns_give_the_same_values_exactly(shape):
     rng = np.random.default_rng(3)
     h, w = shape
-    yy, xx = np.mgrid[:h, :w]
-    m = np.zeros(shape, np.uint8)
-    m[((yy - (h - 1) / 2) / (h / 2)) ** 2 + ((xx - (w - 1) / 2) / (w / 2)) ** 2 <= 1] = 1
+    m = ellipse(h, w)
     maps = []
     for p in (0.03, 0.2):
         x = m.copy()
@@ -147,7 +138,7 @@ def test_degenerate_maps_give_finite_values():
 def test_registered_as_a_feature_set():
     assert "local" in FEATURE_SETS
     assert feature_names(["local"]) == [f"local__{n}" for n in LOCAL_FEATURE_NAMES]
-    m = _disc(21)
+    m = disc(21)
     m[10, 3:12] = 2
     np.testing.assert_array_equal(extract_features([m, m], ["local"]),
                                   local_features([m, m]))
@@ -192,7 +183,7 @@ def test_chunks_of_one_shape_give_the_same_values(monkeypatch):
     rng = np.random.default_rng(2)
     maps = []
     for _ in range(7):
-        m = _disc(21)
+        m = disc(21)
         m[(m > 0) & (rng.random(m.shape) < 0.15)] = 2
         m[10, 2:12] = 2
         maps.append(m)

@@ -7,6 +7,7 @@ whatever the chunks."""
 
 import numpy as np
 import pytest
+from wafer_masks import disc, ellipse
 
 from wafertk.features import spatial_features
 from wafertk.features.spatial import (
@@ -18,20 +19,12 @@ from wafertk.features.spatial import (
 from wafertk.features.wu import sinogram
 
 
-def _disc(n: int = 41) -> np.ndarray:
-    yy, xx = np.mgrid[:n, :n]
-    c = (n - 1) / 2
-    m = np.zeros((n, n), np.uint8)
-    m[(yy - c) ** 2 + (xx - c) ** 2 <= c * c] = 1
-    return m
-
-
 def _f(m: np.ndarray) -> dict[str, float]:
     return dict(zip(SPATIAL_FEATURE_NAMES, spatial_features([m])[0], strict=True))
 
 
 def test_a_straight_scratch_is_a_line_at_one_angle():
-    m = _disc()
+    m = disc()
     for i in range(8, 33):
         m[i, i] = 2  # a one-die-wide diagonal scratch of 25 dies
     f = _f(m)
@@ -43,7 +36,7 @@ def test_a_straight_scratch_is_a_line_at_one_angle():
 
 
 def test_a_compact_blob_is_dense_and_not_a_line():
-    m = _disc()
+    m = disc()
     m[14:27, 14:27] = 2  # 13 x 13 block at the centre
     f = _f(m)
     assert f["region1_share"] == pytest.approx(1.0) and f["region2_share"] == 0.0
@@ -60,7 +53,7 @@ def test_a_compact_blob_is_dense_and_not_a_line():
 
 
 def test_isolated_fails_on_a_chessboard_of_gaps():
-    m = _disc()
+    m = disc()
     m[2:-2:3, 2:-2:3][m[2:-2:3, 2:-2:3] == 1] = 2  # every third die, no two adjacent
     f = _f(m)
     assert f["isolated_fail_share"] == pytest.approx(1.0)
@@ -70,7 +63,7 @@ def test_isolated_fails_on_a_chessboard_of_gaps():
 
 
 def test_edge_ring_fills_every_sector_and_an_arc_a_few():
-    m = _disc()
+    m = disc()
     yy, xx = np.mgrid[:41, :41]
     r = np.hypot(yy - 20, xx - 20)
     ring = m.copy()
@@ -83,18 +76,11 @@ def test_edge_ring_fills_every_sector_and_an_arc_a_few():
     assert fr["sector_max_ring0"] == 0.0
 
 
-def _ellipse(h: int, w: int) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    m = np.zeros((h, w), np.uint8)
-    m[((yy - (h - 1) / 2) / (h / 2)) ** 2 + ((xx - (w - 1) / 2) / (w / 2)) ** 2 <= 1] = 1
-    return m
-
-
 @pytest.mark.parametrize("shape", [(41, 41), (40, 40), (31, 44), (44, 31)])
 @pytest.mark.parametrize("seed", [0, 3])
 def test_a_quarter_turn_keeps_sector_neighbour_and_region_columns(shape, seed):
     rng = np.random.default_rng(seed)
-    m = _ellipse(*shape)
+    m = ellipse(*shape)
     m[(m > 0) & (rng.random(m.shape) < 0.1)] = 2
     h, w = shape
     blob = m[h // 8:h // 3, w // 2:w // 2 + w // 5]  # a local pattern off the centre
@@ -110,7 +96,7 @@ def test_a_quarter_turn_keeps_sector_neighbour_and_region_columns(shape, seed):
 
 
 def test_two_regions_and_an_isolated_die():
-    m = _disc()
+    m = disc()
     m[10:13, 10:13] = 2  # 9 dies
     m[25:27, 25:27] = 2  # 4 dies
     m[20, 5] = 2  # 1 isolated die
@@ -122,7 +108,7 @@ def test_two_regions_and_an_isolated_die():
 
 
 def test_a_map_whose_dies_all_fail_has_no_line():
-    m = _disc()
+    m = disc()
     m[m > 0] = 2
     f = _f(m)
     assert f["line_excess"] == 0.0 and f["line_share"] == 0.0 and f["line_contrast"] == 0.0
@@ -162,11 +148,11 @@ def test_cached_die_strips_equal_fresh_counts_and_keep_shapes_apart():
     rng = np.random.default_rng(1)
     sp._die_strips.cache_clear()
     for _ in range(3):  # one product: the same die mask, different fails
-        m = _disc(31)
+        m = disc(31)
         m[(m > 0) & (rng.random(m.shape) < 0.3)] = 2
         spatial_one(m)
     assert sp._die_strips.cache_info().hits == 2
-    die = _disc(31) > 0
+    die = disc(31) > 0
     cached = sp._die_strips(31, 31, np.packbits(die).tobytes())
     np.testing.assert_array_equal(cached, _strip_counts(die))
     # the same packed bytes for two shapes: each gets its own counts
@@ -206,7 +192,7 @@ def _mixed_maps(seed: int = 0) -> list[np.ndarray]:
     maps = []
     for shape in [(41, 41), (40, 40), (31, 44), (44, 31), (41, 41), (9, 13)]:
         for k in range(5):
-            m = _ellipse(*shape)
+            m = ellipse(*shape)
             if k == 1:  # another die mask of the same shape (a missing die at the edge)
                 m[shape[0] // 2, 0] = 0
             m[(m > 0) & (rng.random(m.shape) < rng.choice([0.02, 0.1, 0.4]))] = 2
@@ -219,7 +205,7 @@ def _mixed_maps(seed: int = 0) -> list[np.ndarray]:
                     if m[i, i * w // h] > 0:
                         m[i, i * w // h] = 2
             maps.append(m)
-    maps += [_ellipse(21, 21), np.where(_ellipse(21, 21) > 0, 2, 0).astype(np.uint8),
+    maps += [ellipse(21, 21), np.where(ellipse(21, 21) > 0, 2, 0).astype(np.uint8),
              np.full((1, 1), 2, np.uint8), np.ones((1, 6), np.uint8)]
     return [maps[i] for i in rng.permutation(len(maps))]
 
@@ -249,11 +235,11 @@ def test_values_do_not_depend_on_the_chunks_or_the_other_maps(monkeypatch):
 def test_maps_without_fails_beside_failing_ones_raise_no_warning():
     import warnings
 
-    m = _disc(21)
+    m = disc(21)
     m[5:8, 5:9] = 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        f = spatial_features([np.ones((21, 21), np.uint8), _disc(21), m])
+        f = spatial_features([np.ones((21, 21), np.uint8), disc(21), m])
     assert not f[:2].any() and f[2].any()
 
 

@@ -5,6 +5,7 @@ median filter sizes, chunks."""
 
 import numpy as np
 import pytest
+from wafer_masks import ellipse
 
 from wafertk.errors import WafertkError
 from wafertk.features import density_features, geometry_features, radon_features, sinogram
@@ -116,7 +117,7 @@ def _geometry_maps(seed: int = 0) -> list[np.ndarray]:
     maps = []
     for h, w in [(31, 31), (26, 40), (40, 26), (31, 31), (12, 9)]:
         yy, xx = np.mgrid[:h, :w]
-        disc = ((yy - (h - 1) / 2) / (h / 2)) ** 2 + ((xx - (w - 1) / 2) / (w / 2)) ** 2 <= 1
+        disc = ellipse(h, w) > 0
         for k in range(6):
             m = disc.astype(np.uint8)
             m[disc & (rng.random((h, w)) < rng.choice([0.03, 0.15, 0.5]))] = 2
