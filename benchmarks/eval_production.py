@@ -22,6 +22,13 @@ learnt from most Test A lots. Per data set:
 * phase 2 alone on the defect wafers (``classify --single-phase``): ensemble, CNN, XGBoost;
 * the automation curve: share of wafers auto-accepted (confidence at or above a level) against
   the error rate among them; the shipped review level's point.
+
+With ``--single-phase-model RUN`` it scores instead one 9-class network (a classifier trained
+with ``data.classes: all``, e.g. by ``benchmarks/experiments.py``) as ``classify
+--single-phase --classifier RUN`` runs it, on the same production test, beside the shipped
+two-phase pipeline: the issue's comparison of the two shapes (the two-phase pipeline stays the
+product's; the comparison chooses nothing). Written to
+``benchmarks/results/production_single_phase.json`` unless ``-o`` says otherwise.
 """
 
 from __future__ import annotations
@@ -149,13 +156,46 @@ def score(name: str, h5: Path, ws, work: Path) -> dict:
     return out
 
 
+def score_single_phase(h5: Path, ws, work: Path, model: Path) -> dict:
+    """One 9-class network's figures on ``ws`` (``classify --single-phase``)."""
+    from wafertk.data import WM811K_CLASSES
+    from wafertk.inspect import classify
+
+    truth = ws.label_strings().astype(str)
+    t0 = time.perf_counter()
+    classify(h5, work / "single", mode="single-phase", classifier=str(model), report=False,
+             progress=False)
+    secs = time.perf_counter() - t0
+    df = _csv(work / "single" / "predictions.csv")
+    assert list(df["wafer_id"]) == list(ws.wafer_id.astype(str))
+    from wafertk.evaluate import classification_metrics
+
+    pred = df["pattern"].astype(str).to_numpy()
+    m9 = classification_metrics(truth, pred, list(WM811K_CLASSES))
+    y, flagged = truth != "none", pred != "none"
+    tp = int(np.sum(y & flagged))
+    return {"n": int(len(ws)), "model": str(model), "seconds": round(secs, 2),
+            "nine_class": {k: m9[k] for k in ("accuracy", "balanced_accuracy", "macro_f1",
+                                              "weighted_f1", "per_class", "confusion_matrix")},
+            "as_detector": {"recall": tp / max(int(y.sum()), 1),
+                            "precision": tp / max(int(flagged.sum()), 1)}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--test-a", default=str(ROOT.parent / "shared/data/wm811k/wm811k_test_a.npz"))
-    ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/production.json"))
+    ap.add_argument("-o", "--out", default=None,
+                    help="default benchmarks/results/production.json, or "
+                         "production_single_phase.json with --single-phase-model")
+    ap.add_argument("--single-phase-model", type=Path, default=None,
+                    help="score this 9-class network (classify --single-phase) instead")
     ap.add_argument("--official", action="store_true",
                     help="Also score all of Test A (only for models trained on Training alone).")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = str(ROOT / "benchmarks/results" / (
+            "production.json" if args.single_phase_model is None
+            else "production_single_phase.json"))
 
     from wafertk.data import write_wafers
     from wafertk.data.importers import read_npz_pack
@@ -183,6 +223,16 @@ def main() -> None:
         work = Path(tmp)
         prod = ws.take(np.flatnonzero(mask))
         write_wafers(prod, work / "production_test.h5")
+        if args.single_phase_model is not None:
+            results["single_phase"] = score_single_phase(
+                work / "production_test.h5", prod, work, args.single_phase_model)
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+            r = results["single_phase"]
+            print(f"production test ({r['n']} wafers): single 9-class network macro-F1 "
+                  f"{r['nine_class']['macro_f1']:.3f}, as a detector recall "
+                  f"{r['as_detector']['recall']:.3f} precision "
+                  f"{r['as_detector']['precision']:.3f}")
+            return
         results["production"] = score("production", work / "production_test.h5", prod, work)
         if args.official:
             write_wafers(ws, work / "test_a.h5")
