@@ -23,12 +23,14 @@ learnt from most Test A lots. Per data set:
 * the automation curve: share of wafers auto-accepted (confidence at or above a level) against
   the error rate among them; the shipped review level's point.
 
-With ``--single-phase-model RUN`` it scores instead one 9-class network (a classifier trained
+With ``--single-phase-model RUN`` it scores only one 9-class network (a classifier trained
 with ``data.classes: all``, e.g. by ``benchmarks/experiments.py``) as ``classify
---single-phase --classifier RUN`` runs it, on the same production test, beside the shipped
-two-phase pipeline: the issue's comparison of the two shapes (the two-phase pipeline stays the
-product's; the comparison chooses nothing). Written to
-``benchmarks/results/production_single_phase.json`` unless ``-o`` says otherwise.
+--single-phase --classifier RUN`` runs it, on the same production test, to set beside the
+shipped two-phase pipeline's figures in ``production.json``: the issue's comparison of the
+two shapes (the two-phase pipeline stays the product's; the comparison chooses nothing). The
+run's split digest must be the shipped classifier's (same training file and lot-disjoint
+split). Written to ``benchmarks/results/production_single_phase.json`` unless ``-o`` says
+otherwise.
 """
 
 from __future__ import annotations
@@ -192,6 +194,9 @@ def main() -> None:
     ap.add_argument("--official", action="store_true",
                     help="Also score all of Test A (only for models trained on Training alone).")
     args = ap.parse_args()
+    if args.single_phase_model is not None and args.official:
+        ap.error("--official scores the shipped models; it does not go with "
+                 "--single-phase-model")
     if args.out is None:
         args.out = str(ROOT / "benchmarks/results" / (
             "production.json" if args.single_phase_model is None
@@ -224,6 +229,17 @@ def main() -> None:
         prod = ws.take(np.flatnonzero(mask))
         write_wafers(prod, work / "production_test.h5")
         if args.single_phase_model is not None:
+            own = load_manifest(args.single_phase_model)
+            digest = own.extra.get("split", {}).get("split_lots_digest")
+            shipped = load_manifest(ROOT / "wafertk/models/shipped/classifier").extra.get(
+                "split", {}).get("split_lots_digest")
+            if digest != shipped:
+                sys.exit(f"{args.single_phase_model}: split digest {digest} is not the "
+                         f"shipped classifier's {shipped}")
+            results["models"] = {"single_phase": {"path": str(args.single_phase_model),
+                                                  "created": own.created,
+                                                  "classes": list(own.classes),
+                                                  "split_lots_digest": digest}}
             results["single_phase"] = score_single_phase(
                 work / "production_test.h5", prod, work, args.single_phase_model)
             Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
