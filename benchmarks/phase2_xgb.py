@@ -63,6 +63,10 @@ def main() -> int:
     ap.add_argument("--sets", default=None, dest="feature_sets",
                     help="feature sets instead of configs/xgboost.yaml's (sets outside the "
                          "baseline's five are cached as $WORK/features_<set>.npz)")
+    ap.add_argument("--seeds", default=None,
+                    help="model seeds (random_state), e.g. 0,1,2: each variant is fitted "
+                         "once per seed and the mean +- sd recorded (default: the config's "
+                         "seed, once)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
 
@@ -89,36 +93,54 @@ def main() -> int:
     p_cnn = np.asarray(cnn.predict_proba(pv_ws.take(pv_keep)), np.float64)
     results = {"cnn": {"figures": class_figures(labels[pv], np.asarray(classes)[
         p_cnn.argmax(1)], classes)}}
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [base.seed]
     for name in args.variants.split(","):
         kw, w = VARIANTS[name]
-        params = dict(feature_sets=sets, classes=classes,
-                      n_estimators=base.n_estimators, max_depth=base.max_depth,
-                      learning_rate=base.learning_rate, subsample=base.subsample,
-                      colsample_bytree=base.colsample_bytree,
-                      min_child_weight=base.min_child_weight, reg_lambda=base.reg_lambda,
-                      early_stopping_rounds=base.early_stopping_rounds,
-                      class_weight=base.class_weight, n_jobs=2, random_state=base.seed)
-        params.update(kw)
-        clf = XGBoostWaferClassifier(**params)
-        t0 = time.perf_counter()
-        if w != 1.0:  # production-lot wafers weighted w (on top of the class weights)
-            clf = _weighted_fit(clf, X[tr], labels[tr], X[va], labels[va],
-                                np.where(prod[tr], w, 1.0), classes)
-        else:
-            clf.fit_features(X[tr], labels[tr], eval_set=(X[va], labels[va]), classes=classes)
-        fit_s = time.perf_counter() - t0
-        p = clf.predict_proba_features(X[pv])
-        pred = np.asarray(classes)[p.argmax(1)]
-        mean = np.asarray(classes)[((p + p_cnn) / 2).argmax(1)]
+        per_seed = []
+        for seed in seeds:
+            params = dict(feature_sets=sets, classes=classes,
+                          n_estimators=base.n_estimators, max_depth=base.max_depth,
+                          learning_rate=base.learning_rate, subsample=base.subsample,
+                          colsample_bytree=base.colsample_bytree,
+                          min_child_weight=base.min_child_weight, reg_lambda=base.reg_lambda,
+                          early_stopping_rounds=base.early_stopping_rounds,
+                          class_weight=base.class_weight, n_jobs=2, random_state=seed)
+            params.update(kw)
+            clf = XGBoostWaferClassifier(**params)
+            t0 = time.perf_counter()
+            if w != 1.0:  # production-lot wafers weighted w (on top of the class weights)
+                clf = _weighted_fit(clf, X[tr], labels[tr], X[va], labels[va],
+                                    np.where(prod[tr], w, 1.0), classes)
+            else:
+                clf.fit_features(X[tr], labels[tr], eval_set=(X[va], labels[va]),
+                                 classes=classes)
+            fit_s = time.perf_counter() - t0
+            p = clf.predict_proba_features(X[pv])
+            pred = np.asarray(classes)[p.argmax(1)]
+            mean = np.asarray(classes)[((p + p_cnn) / 2).argmax(1)]
+            per_seed.append({"seed": seed, "best_iteration": clf.best_iteration_,
+                             "figures": class_figures(labels[pv], pred, classes),
+                             "with_cnn": class_figures(labels[pv], mean, classes),
+                             "fit_seconds": round(fit_s, 1)})
+            f, g = per_seed[-1]["figures"], per_seed[-1]["with_cnn"]
+            print(f"{name:<16} seed {seed}: accuracy {f['accuracy']:.3f} macro-F1 "
+                  f"{f['macro_f1']:.3f} | with CNN {g['accuracy']:.3f} / {g['macro_f1']:.3f} "
+                  f"({fit_s:.0f} s)", flush=True)
+        first = per_seed[0]
         results[name] = {"params": kw, "production_weight": w,
-                         "best_iteration": clf.best_iteration_,
-                         "figures": class_figures(labels[pv], pred, classes),
-                         "with_cnn": class_figures(labels[pv], mean, classes),
-                         "fit_seconds": round(fit_s, 1)}
-        f, g = results[name]["figures"], results[name]["with_cnn"]
-        print(f"{name:<16} accuracy {f['accuracy']:.3f} macro-F1 {f['macro_f1']:.3f} | with "
-              f"CNN {g['accuracy']:.3f} / {g['macro_f1']:.3f} ({fit_s:.0f} s)", flush=True)
-    doc = {"what": __doc__.split("\n\n")[0], "command": "python benchmarks/phase2_xgb.py",
+                         **{k: first[k] for k in ("best_iteration", "figures", "with_cnn",
+                                                  "fit_seconds")}}
+        if args.seeds:  # mean and sample sd over the model seeds
+            results[name]["per_seed"] = per_seed
+            results[name]["summary"] = {
+                f"{part}_{k}": {"mean": float(np.mean([r[part][k] for r in per_seed])),
+                                "sd": float(np.std([r[part][k] for r in per_seed], ddof=1))
+                                if len(per_seed) > 1 else 0.0}
+                for part in ("figures", "with_cnn") for k in ("accuracy", "macro_f1")}
+            for k, v in results[name]["summary"].items():
+                print(f"{name:<16} {k}: {v['mean']:.3f} +- {v['sd']:.3f}", flush=True)
+    doc = {"what": __doc__.split("\n\n")[0],
+           "command": "python benchmarks/phase2_xgb.py " + " ".join(sys.argv[1:]),
            "feature_sets": sets,
            "production_validation_defect_wafers": int(len(pv)), "train_wafers": int(len(tr)),
            "results": results}
