@@ -193,7 +193,8 @@ def train(name: str, task: str, sets: dict, out: Path) -> dict:
                  on_epoch=lambda line: print(f"[{name}] {line}", flush=True))
     seconds = time.perf_counter() - t0
     man = json.loads((out / "manifest.json").read_text())
-    return {"seconds": round(seconds, 1), "best_epoch": man["extra"].get("best_epoch"),
+    best = man["extra"].get("training", {}).get("best_epoch")
+    return {"seconds": round(seconds, 1), "best_epoch": best,
             "epochs_run": len((out / "history.csv").read_text().splitlines()) - 1}
 
 
