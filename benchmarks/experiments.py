@@ -165,6 +165,14 @@ def parse_sets(items: list[str]) -> dict:
     return out
 
 
+def seed_summary(runs: list[dict]) -> dict:
+    """Mean and sample standard deviation (0 for one run) of each float figure of ``runs``
+    (one figures dict per training seed); other entries (per-class tables) are skipped."""
+    return {k: {"mean": float(np.mean([r[k] for r in runs])),
+                "sd": float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0}
+            for k in runs[0] if isinstance(runs[0][k], float)}
+
+
 def validation_summary(lots, y: np.ndarray) -> dict:
     """Wafers, defective wafers and lots of a scored set (``y``: 1 = defective)."""
     return {"wafers": int(len(y)), "defective": int(np.sum(y)),

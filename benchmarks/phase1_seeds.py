@@ -42,16 +42,8 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def _summary(runs: list[dict]) -> dict:
-    """Mean and sample standard deviation of each figure over the seeds' runs."""
-    keys = runs[0].keys()
-    return {k: {"mean": float(np.mean([r[k] for r in runs])),
-                "sd": float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0}
-            for k in keys}
-
-
 def main() -> int:
-    from experiments import detector_figures, write_result
+    from experiments import detector_figures, seed_summary, write_result
     from phase1_xgb import set_columns
 
     from wafertk.baseline import XGBoostTrainConfig
@@ -109,8 +101,8 @@ def main() -> int:
                   f"{runs_cnn[-1]['roc_auc']:.4f}", flush=True)
         bag = np.mean(probas, axis=0)  # the seeds' boosters averaged: one bagged detector
         results[name] = {"params": VARIANTS[name], "fits": fits, "alone": runs,
-                         "with_cnn": runs_cnn, "alone_summary": _summary(runs),
-                         "with_cnn_summary": _summary(runs_cnn),
+                         "with_cnn": runs_cnn, "alone_summary": seed_summary(runs),
+                         "with_cnn_summary": seed_summary(runs_cnn),
                          "bagged_alone": detector_figures(y[pv], bag),
                          "bagged_with_cnn": detector_figures(y[pv], (bag + p_cnn) / 2)}
     doc = {"what": __doc__.split("\n\n")[0].replace("\n", " "),

@@ -48,7 +48,7 @@ VARIANTS: dict[str, tuple[dict, float]] = {
 
 
 def main() -> int:
-    from experiments import class_figures, write_result
+    from experiments import class_figures, seed_summary, write_result
     from phase1_xgb import set_columns
 
     from wafertk.baseline import XGBoostTrainConfig, XGBoostWaferClassifier
@@ -133,9 +133,7 @@ def main() -> int:
         if args.seeds:  # mean and sample sd over the model seeds
             results[name]["per_seed"] = per_seed
             results[name]["summary"] = {
-                f"{part}_{k}": {"mean": float(np.mean([r[part][k] for r in per_seed])),
-                                "sd": float(np.std([r[part][k] for r in per_seed], ddof=1))
-                                if len(per_seed) > 1 else 0.0}
+                f"{part}_{k}": seed_summary([r[part] for r in per_seed])[k]
                 for part in ("figures", "with_cnn") for k in ("accuracy", "macro_f1")}
             for k, v in results[name]["summary"].items():
                 print(f"{name:<16} {k}: {v['mean']:.3f} +- {v['sd']:.3f}", flush=True)

@@ -106,10 +106,26 @@ def recipe_features(cfg, ws, cache: Path) -> np.ndarray:
     return X
 
 
-def _summary(runs: list[dict]) -> dict:
-    return {k: {"mean": float(np.mean([r[k] for r in runs])),
-                "sd": float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0}
-            for k in runs[0] if isinstance(runs[0][k], float)}
+def fit_over_seeds(cfg, seeds: list[int], train: tuple, eval_set: tuple, classes: list[str],
+                   score, tag: str, brief) -> dict:
+    """The recipe ``cfg`` fitted on ``train`` once per model seed (early stopping on
+    ``eval_set``); ``score(clf)`` gives the figures alone and in the mean with the CNN,
+    ``brief(figures)`` their one-line summary for the log."""
+    from experiments import seed_summary
+
+    alone, mean, fits = [], [], []
+    for seed in seeds:
+        clf = cfg.make_classifier().set_params(random_state=seed)
+        t1 = time.perf_counter()
+        clf.fit_features(*train, eval_set=eval_set, classes=classes)
+        fits.append({"seed": seed, "seconds": round(time.perf_counter() - t1, 1),
+                     "trees": int(clf.best_iteration_) + 1})
+        a, m = score(clf)
+        alone.append(a)
+        mean.append(m)
+        print(f"{tag} seed {seed}: alone {brief(a)}, with CNN {brief(m)}", flush=True)
+    return {"fits": fits, "alone": alone, "with_cnn": mean,
+            "alone_summary": seed_summary(alone), "with_cnn_summary": seed_summary(mean)}
 
 
 def main() -> int:
@@ -180,26 +196,16 @@ def main() -> int:
                          "train_wafers": int(len(tr))}
         print(f"phase 1: {len(sel)} pseudo-labelled ({np.sum(yu == defective)} defective) "
               f"beside {len(tr)} labelled", flush=True)
-        for name, (Xt, yt) in {"recipe": (X[tr], y_str[tr]),
-                               "with-pseudo": (np.vstack([X[tr], Xu]),
-                                               np.concatenate([y_str[tr], yu]))}.items():
-            alone, mean, fits = [], [], []
-            for seed in seeds:
-                clf = cfg.make_classifier().set_params(random_state=seed)
-                t1 = time.perf_counter()
-                clf.fit_features(Xt, yt, eval_set=(X[va], y_str[va]),
-                                 classes=cfg.class_list())
-                fits.append({"seed": seed, "seconds": round(time.perf_counter() - t1, 1),
-                             "trees": int(clf.best_iteration_) + 1})
-                p = clf.predict_proba_features(X[pv])[:, 1]
-                alone.append(detector_figures(y[pv], p))
-                mean.append(detector_figures(y[pv], (p + p_cnn) / 2))
-                print(f"phase 1 {name:<11} seed {seed}: alone "
-                      f"{alone[-1]['recall_at_precision_0.8']:.3f}, with CNN "
-                      f"{mean[-1]['recall_at_precision_0.8']:.3f}", flush=True)
-            doc["results"][f"phase1-{name}"] = {
-                "fits": fits, "alone": alone, "with_cnn": mean,
-                "alone_summary": _summary(alone), "with_cnn_summary": _summary(mean)}
+        def score1(clf):
+            p = clf.predict_proba_features(X[pv])[:, 1]
+            return detector_figures(y[pv], p), detector_figures(y[pv], (p + p_cnn) / 2)
+
+        for name, train in {"recipe": (X[tr], y_str[tr]),
+                            "with-pseudo": (np.vstack([X[tr], Xu]),
+                                            np.concatenate([y_str[tr], yu]))}.items():
+            doc["results"][f"phase1-{name}"] = fit_over_seeds(
+                cfg, seeds, train, (X[va], y_str[va]), cfg.class_list(), score1,
+                f"phase 1 {name:<11}", lambda f: f"{f['recall_at_precision_0.8']:.3f}")
 
     if 2 in phases:
         cfg = load_config(XGBoostTrainConfig, "xgboost")
@@ -227,29 +233,20 @@ def main() -> int:
                          "pseudo_per_class": {c: int(np.sum(yu == c)) for c in classes}}
         print(f"phase 2: {len(sel)} pseudo-labelled beside {len(tr)} labelled: "
               f"{doc['phase2']['pseudo_per_class']}", flush=True)
-        for name, (Xt, yt) in {"recipe": (X[tr], labels[tr]),
-                               "with-pseudo": (np.vstack([X[tr], Xu]),
-                                               np.concatenate([labels[tr], yu]))}.items():
-            alone, mean, fits = [], [], []
-            for seed in seeds:
-                clf = cfg.make_classifier().set_params(random_state=seed)
-                t1 = time.perf_counter()
-                clf.fit_features(Xt, yt, eval_set=(X[va], labels[va]), classes=classes)
-                fits.append({"seed": seed, "seconds": round(time.perf_counter() - t1, 1),
-                             "trees": int(clf.best_iteration_) + 1})
-                p = clf.predict_proba_features(X[pv])
-                alone.append(class_figures(labels[pv], np.asarray(classes)[p.argmax(1)],
-                                           classes))
-                mean.append(class_figures(labels[pv],
-                                          np.asarray(classes)[((p + p_cnn) / 2).argmax(1)],
-                                          classes))
-                print(f"phase 2 {name:<11} seed {seed}: alone accuracy "
-                      f"{alone[-1]['accuracy']:.3f} macro-F1 {alone[-1]['macro_f1']:.3f}, "
-                      f"with CNN {mean[-1]['accuracy']:.3f} / {mean[-1]['macro_f1']:.3f}",
-                      flush=True)
-            doc["results"][f"phase2-{name}"] = {
-                "fits": fits, "alone": alone, "with_cnn": mean,
-                "alone_summary": _summary(alone), "with_cnn_summary": _summary(mean)}
+
+        def score2(clf):
+            p = clf.predict_proba_features(X[pv])
+            names_ = np.asarray(classes)
+            return (class_figures(labels[pv], names_[p.argmax(1)], classes),
+                    class_figures(labels[pv], names_[((p + p_cnn) / 2).argmax(1)], classes))
+
+        for name, train in {"recipe": (X[tr], labels[tr]),
+                            "with-pseudo": (np.vstack([X[tr], Xu]),
+                                            np.concatenate([labels[tr], yu]))}.items():
+            doc["results"][f"phase2-{name}"] = fit_over_seeds(
+                cfg, seeds, train, (X[va], labels[va]), classes, score2,
+                f"phase 2 {name:<11}",
+                lambda f: f"accuracy {f['accuracy']:.3f} macro-F1 {f['macro_f1']:.3f}")
 
     doc["seconds"] = round(time.perf_counter() - t0, 1)
     write_result(args.out, doc)

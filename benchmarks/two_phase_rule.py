@@ -39,6 +39,7 @@ import argparse
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -89,10 +90,11 @@ def precision_threshold(p, q, names, labels, classes) -> tuple[float, float]:
     return t, macro_f1(labels, rule_threshold(p, q, names, t), classes)
 
 
-def cross_fitted(rule, grid, p, q, names, labels, lots, classes, folds: int, seed: int,
-                 choose=best_param) -> tuple[float, list[float]]:
-    """Macro-F1 of the rule with its parameter chosen (``choose``: the best macro-F1 on the
-    grid, or the shipped precision rule) on the other lot groups."""
+def cross_fitted(rule, choose, p, q, names, labels, lots, classes, folds: int, seed: int
+                 ) -> tuple[float, list[float]]:
+    """Macro-F1 of the rule with its parameter chosen by ``choose(p, q, names, labels,
+    classes) -> (param, figure)`` (the best macro-F1 on a grid, or the shipped precision rule)
+    on the other lot groups."""
     rng = np.random.default_rng(seed)
     uniq = np.unique(lots)
     group_of = dict(zip(rng.permutation(uniq), np.arange(len(uniq)) % folds, strict=True))
@@ -101,13 +103,23 @@ def cross_fitted(rule, grid, p, q, names, labels, lots, classes, folds: int, see
     params = []
     for k in range(folds):
         fit, app = g != k, g == k
-        if choose is best_param:
-            param, _ = best_param(rule, grid, p[fit], q[fit], names, labels[fit], classes)
-        else:
-            param, _ = choose(p[fit], q[fit], names, labels[fit], classes)
+        param, _ = choose(p[fit], q[fit], names, labels[fit], classes)
         params.append(param)
         pred[app] = rule(p[app], q[app], names, param)
     return macro_f1(labels, pred.astype(str), classes), params
+
+
+def cross_fitted_figures(rule, choose, p, q, names, labels, lots, classes, folds: int,
+                         repeats: int) -> dict:
+    """:func:`cross_fitted` over ``repeats`` lot shuffles: mean, sample sd, the parameters
+    chosen."""
+    honest = [cross_fitted(rule, choose, p, q, names, labels, lots, classes, folds, seed)
+              for seed in range(repeats)]
+    figs = [h[0] for h in honest]
+    return {"cross_fitted_macro_f1_mean": float(np.mean(figs)),
+            "cross_fitted_macro_f1_sd": float(np.std(figs, ddof=1)) if len(figs) > 1 else 0.0,
+            "cross_fitted_params": [round(x, 4) for x in sorted({x for h in honest
+                                                                 for x in h[1]})]}
 
 
 def scores(refresh: bool, single: Path | None = None) -> dict:
@@ -205,31 +217,22 @@ def main() -> int:
         labels, np.where(flagged, np.where(labels != "none", labels, top), "none"), classes)
     for name, (rule, grid) in RULES.items():
         curve = [macro_f1(labels, rule(p, q, names, g), classes) for g in grid]
-        param, best = best_param(rule, grid, p, q, names, labels, classes)
-        honest = [cross_fitted(rule, grid, p, q, names, labels, lots, classes, args.folds,
-                               seed) for seed in range(args.repeats)]
-        figs = [h[0] for h in honest]
-        doc["rules"][name] = {
+        choose = partial(best_param, rule, grid)
+        param, best = choose(p, q, names, labels, classes)
+        r = doc["rules"][name] = {
             "grid": [float(g) for g in grid], "macro_f1": [round(c, 4) for c in curve],
             "best_param_in_sample": param, "best_macro_f1_in_sample": best,
-            "cross_fitted_macro_f1_mean": float(np.mean(figs)),
-            "cross_fitted_macro_f1_sd": float(np.std(figs, ddof=1)) if len(figs) > 1 else 0.0,
-            "cross_fitted_params": sorted({x for h in honest for x in h[1]}),
+            **cross_fitted_figures(rule, choose, p, q, names, labels, lots, classes,
+                                   args.folds, args.repeats),
         }
         print(f"{name}: in-sample best {best:.4f} at {param}; cross-fitted "
-              f"{np.mean(figs):.4f} +- {doc['rules'][name]['cross_fitted_macro_f1_sd']:.4f}")
+              f"{r['cross_fitted_macro_f1_mean']:.4f} +- {r['cross_fitted_macro_f1_sd']:.4f}")
     if args.single is None:
         # the shipped recipe itself cross-fitted: its threshold (fitted on these lots for the
         # shipped models) chosen by the precision rule on the other lot groups
-        honest = [cross_fitted(rule_threshold, None, p, q, names, labels, lots, classes,
-                               args.folds, seed, choose=precision_threshold)
-                  for seed in range(args.repeats)]
-        figs = [h[0] for h in honest]
-        doc["shipped_rule"].update(
-            cross_fitted_macro_f1_mean=float(np.mean(figs)),
-            cross_fitted_macro_f1_sd=float(np.std(figs, ddof=1)) if len(figs) > 1 else 0.0,
-            cross_fitted_params=[round(x, 4) for x in sorted({x for h in honest
-                                                              for x in h[1]})])
+        doc["shipped_rule"].update(cross_fitted_figures(
+            rule_threshold, precision_threshold, p, q, names, labels, lots, classes,
+            args.folds, args.repeats))
     print(f"own rule {doc['shipped_rule']}")
     write_result(args.out, doc)
     return 0
