@@ -51,12 +51,25 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+SHIPPED = ROOT / "wafertk" / "models" / "shipped"
 
 
 def _csv(path: Path):
     import pandas as pd
 
     return pd.read_csv(path, keep_default_na=False, dtype={"wafer_id": str, "lot": str})
+
+
+def model_seeds(folder: Path) -> dict[str, int | None]:
+    """The training seed of each trained model in ``folder`` (itself, or an ensemble's
+    members): ``train.seed`` of a CNN, ``seed`` (random_state) of an XGBoost."""
+    out = {}
+    for man in sorted(folder.rglob("manifest.json")):
+        cfg = json.loads(man.read_text()).get("extra", {}).get("config") or {}
+        if cfg:
+            seed = cfg["train"].get("seed") if "train" in cfg else cfg.get("seed")
+            out[str(man.parent.relative_to(folder)) or "."] = seed
+    return out
 
 
 def automation_curve(confidence: np.ndarray, correct: np.ndarray, review_below: float) -> dict:
@@ -83,24 +96,27 @@ def automation_curve(confidence: np.ndarray, correct: np.ndarray, review_below: 
     }
 
 
-def score(name: str, h5: Path, ws, work: Path) -> dict:
+def score(name: str, h5: Path, ws, work: Path, models: Path = SHIPPED) -> dict:
+    """The figures of the models in ``models`` (detector, ensemble, classifier, xgboost:
+    the layout of ``wafertk/models/shipped``) on the wafers ``ws`` stored in ``h5``."""
     from sklearn.metrics import precision_recall_curve
 
     from wafertk.data import WM811K_CLASSES
     from wafertk.data.waferset import DEFECT_CLASSES
     from wafertk.evaluate import binary_metrics, classification_metrics
-    from wafertk.inspect import DEFAULT_XGBOOST, classify, load_detector
+    from wafertk.inspect import classify, load_detector
 
     truth = ws.label_strings().astype(str)
     out: dict = {"n": int(len(ws)), "lots": int(len(np.unique(ws.lot.astype(str)))),
                  "defect_rate": float((truth != "none").mean()),
                  "class_counts": {c: int((truth == c).sum()) for c in WM811K_CLASSES}}
     t0 = time.perf_counter()
-    classify(h5, work / f"{name}-two", report=False, progress=False)
+    classify(h5, work / f"{name}-two", detector=models / "detector",
+             classifier=models / "ensemble", report=False, progress=False)
     out["two_phase_seconds"] = round(time.perf_counter() - t0, 2)
     df = _csv(work / f"{name}-two" / "predictions.csv")
     assert list(df["wafer_id"]) == list(ws.wafer_id.astype(str))
-    thr = float(load_detector().threshold)
+    thr = float(load_detector(models / "detector").threshold)
     y = truth != "none"
     p = df["p_defect"].to_numpy(np.float64)
     b = binary_metrics(y, p, threshold=thr)
@@ -116,7 +132,7 @@ def score(name: str, h5: Path, ws, work: Path) -> dict:
     conf = df["confidence"].to_numpy(np.float64)
     from wafertk.inspect import load_classifier
 
-    review = float(load_classifier().review_below)
+    review = float(load_classifier(models / "ensemble").review_below)
     out["automation"] = automation_curve(conf, pred == truth, review)
     cands = df["candidates"].astype(str)
     if (cands != "").all():  # conformal sets (a calibrated classifier)
@@ -129,8 +145,8 @@ def score(name: str, h5: Path, ws, work: Path) -> dict:
                 sets, df["defective"].to_numpy() == 1, strict=True) if f]))}
 
     # the two-phase pipeline with the CNN alone as phase 2 (the faster option)
-    classify(h5, work / f"{name}-two-cnn", classifier="classifier", report=False,
-             progress=False)
+    classify(h5, work / f"{name}-two-cnn", detector=models / "detector",
+             classifier=models / "classifier", report=False, progress=False)
     pc = _csv(work / f"{name}-two-cnn" / "predictions.csv")["pattern"].astype(str).to_numpy()
     mc = classification_metrics(truth, pc, list(WM811K_CLASSES))
     out["two_phase_cnn"] = {k: mc[k] for k in ("accuracy", "macro_f1", "per_class")}
@@ -143,11 +159,13 @@ def score(name: str, h5: Path, ws, work: Path) -> dict:
     dpath = work / f"{name}-defects.h5"
     write_wafers(dws, dpath)
     dtruth = truth[dmask]
-    for label, clf in (("ensemble", None), ("cnn", "classifier"), ("xgboost", "xgboost")):
-        if clf == "xgboost" and not (DEFAULT_XGBOOST / "model.json").is_file():
+    for label, clf in (("ensemble", "ensemble"), ("cnn", "classifier"),
+                       ("xgboost", "xgboost")):
+        if clf == "xgboost" and not (models / "xgboost" / "model.json").is_file():
             continue
         t0 = time.perf_counter()
-        classify(dpath, work / f"{name}-p2-{label}", mode="single-phase", classifier=clf,
+        classify(dpath, work / f"{name}-p2-{label}", mode="single-phase",
+                 classifier=models / clf,
                  report=False, progress=False)
         secs = time.perf_counter() - t0
         dp = _csv(work / f"{name}-p2-{label}" / "predictions.csv")["pattern"].astype(str)
@@ -191,6 +209,9 @@ def main() -> None:
                          "production_single_phase.json with --single-phase-model")
     ap.add_argument("--single-phase-model", type=Path, default=None,
                     help="score this 9-class network (classify --single-phase) instead")
+    ap.add_argument("--models", type=Path, default=SHIPPED,
+                    help="folder with detector/, classifier/, xgboost/, ensemble/ (default: "
+                         "the shipped models; e.g. a DEST of SEED=N benchmarks/train_shipped.sh)")
     ap.add_argument("--official", action="store_true",
                     help="Also score all of Test A (only for models trained on Training alone).")
     args = ap.parse_args()
@@ -219,7 +240,9 @@ def main() -> None:
         "production_test": {"source": Path(args.test_a).name, "seed": PRODUCTION_TEST_SEED,
                             "fraction_of_lots": PRODUCTION_TEST_FRACTION,
                             "n_lots": int(len(lots))},
-        "models": {m: {"created": load_manifest(ROOT / "wafertk/models/shipped" / m).created}
+        "models_dir": str(args.models),
+        "models": {m: {"created": load_manifest(args.models / m).created,
+                       "seeds": model_seeds(args.models / m)}
                    for m in ("detector", "classifier", "xgboost", "ensemble")},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average": os.getloadavg()},
@@ -249,10 +272,12 @@ def main() -> None:
                   f"{r['as_detector']['recall']:.3f} precision "
                   f"{r['as_detector']['precision']:.3f}")
             return
-        results["production"] = score("production", work / "production_test.h5", prod, work)
+        results["production"] = score("production", work / "production_test.h5", prod, work,
+                                      args.models)
         if args.official:
             write_wafers(ws, work / "test_a.h5")
-            results["official_test_a"] = score("official", work / "test_a.h5", ws, work)
+            results["official_test_a"] = score("official", work / "test_a.h5", ws, work,
+                                               args.models)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     p = results["production"]
     print(f"production test ({p['n']} wafers, {p['lots']} lots): phase 1 recall "

@@ -5,6 +5,11 @@
 #   bash benchmarks/train_shipped.sh [detector] [classifier] [xgboost] [xgboost-detector]
 #                                                                  # default: all four
 #   CALIBRATE_ONLY=1 bash benchmarks/train_shipped.sh ...   # steps 3-5 on the runs in $WORK
+#   SEED=1 WORK=/tmp/wafertk-seed1 DEST=/tmp/wafertk-seed1/shipped bash benchmarks/train_shipped.sh
+#       # the same recipe with another model seed (train.seed of the CNNs, XGBoost's
+#       # random_state; the validation split is unchanged), copied into DEST instead of the
+#       # package (default DEST: wafertk/models/shipped); then
+#       # python benchmarks/eval_production.py --models DEST -o ...   (benchmarks/production_seeds.py)
 #
 # 1. data: the WM-811K Training partition + the Test A lots outside the production test and
 #    the demo sample (benchmarks/shipped_data.py train);
@@ -26,7 +31,10 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 WAFERTK=("$PY" -m wafertk.cli.main)
 WORK=${WORK:-/tmp/wafertk-shipped}
+DEST=${DEST:-wafertk/models/shipped}
 mkdir -p "$WORK"
+seed=()
+[ -n "${SEED:-}" ] && seed=(--seed "$SEED")
 export TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD=1
 
 [ -f "$WORK/train.h5" ] || "$PY" benchmarks/shipped_data.py train "$WORK/train.h5"
@@ -38,9 +46,10 @@ for task in "${tasks[@]}"; do
   start=$(date +%s)
   if [ "$task" = xgboost-detector ]; then
     "${WAFERTK[@]}" train xgboost --data "$WORK/train.h5" -o "$WORK/$task" \
-        --config xgboost_detector
+        --config xgboost_detector "${seed[@]}"
   else
-    "${WAFERTK[@]}" train "$task" --data "$WORK/train.h5" -o "$WORK/$task" --config "$task"
+    "${WAFERTK[@]}" train "$task" --data "$WORK/train.h5" -o "$WORK/$task" --config "$task" \
+        "${seed[@]}"
   fi
   echo "$task: $(( $(date +%s) - start )) s wall" | tee "$WORK/$task.time"
 done
@@ -58,9 +67,9 @@ calibrate() {  # NAME OPTIONS...: $WORK/NAME -> $WORK/NAME-calibrated
   "${WAFERTK[@]}" calibrate "$WORK/$name" "$WORK/production_validation.h5" \
       -o "$WORK/$name-calibrated" "$@"
 }
-ship() {  # NAME [SRC]: $WORK/SRC-calibrated (SRC default NAME) -> wafertk/models/shipped/NAME
+ship() {  # NAME [SRC]: $WORK/SRC-calibrated (SRC default NAME) -> $DEST/NAME
           # (+ the production test lots)
-  local dest="wafertk/models/shipped/$1" src="$WORK/${2:-$1}-calibrated"
+  local dest="$DEST/$1" src="$WORK/${2:-$1}-calibrated"
   rm -rf "$dest" && mkdir -p "$dest"
   for f in manifest.json model.keras model.json members.json history.csv config.yaml \
            report.json report.md; do

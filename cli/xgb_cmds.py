@@ -34,7 +34,8 @@ from ._common import (
 @click.option("--classes", type=click.Choice(["defects", "all", "binary"]),
               help="Override classes: the 8 defect patterns, all 9 classes, or good vs "
                    "defective (a phase-1 detector, e.g. for 'wafertk ensemble').")
-@click.option("--seed", type=int, help="Override seed (split and XGBoost).")
+@click.option("--seed", type=int, help="Override seed (XGBoost's random_state; the "
+              "validation split keeps split_seed).")
 @click.option("--jobs", "-j", "jobs", type=int, help="Override n_jobs.")
 @scheduler_option
 @quiet_option

@@ -120,7 +120,7 @@ def test_split_is_the_cnn_validation_split_restricted_to_the_classes():
 
     ws = make_wafers(240, random_state=4)
     ws.lot[:] = np.array([f"lot{i // 4}" for i in range(len(ws))], dtype=object)
-    cfg = XGBoostTrainConfig(val_fraction=0.25, seed=3)
+    cfg = XGBoostTrainConfig(val_fraction=0.25, split_seed=3)
     train, val = split_for_training(ws, cfg)
     sp = validation_split(ws, 0.25, 3)
     labels = ws.label_strings().astype(str)
@@ -129,6 +129,12 @@ def test_split_is_the_cnn_validation_split_restricted_to_the_classes():
     assert "none" not in set(val.label_strings()) | set(train.label_strings())
     assert not set(train.lot) & set(val.lot)
     assert len(train) + len(val) == int(np.isin(labels, DEFECT_CLASSES).sum())
+    # the model seed does not move the validation lots; the split seed does
+    _, val_seed = split_for_training(ws, XGBoostTrainConfig(val_fraction=0.25, split_seed=3,
+                                                            seed=7))
+    assert list(val_seed.wafer_id) == list(val.wafer_id)
+    _, val_split = split_for_training(ws, XGBoostTrainConfig(val_fraction=0.25, split_seed=4))
+    assert list(val_split.wafer_id) != list(val.wafer_id)
 
 
 def test_train_xgboost_binary_is_a_detector(tmp_path):
