@@ -72,7 +72,7 @@ def main() -> int:
     y_str = cfg.target_labels(labels)
     y = (labels != "none").astype(int)
     prod = ws.extras["partition"].astype(str) == "Test"
-    split = validation_split(ws, cfg.val_fraction, cfg.split_seed)
+    split = validation_split(ws, cfg.val_fraction, cfg.resolved_split_seed)
     tr, va = split.train, split.val
     pv = va[prod[va]]
     pv_ws = read_wafers(WORK / "production_validation.h5")

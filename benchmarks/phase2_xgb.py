@@ -80,7 +80,7 @@ def main() -> int:
     X = set_columns(ws, sets)  # these sets, in this order
     labels = ws.label_strings().astype(str)
     prod = ws.extras["partition"].astype(str) == "Test"
-    split = validation_split(ws, 0.2, 0)
+    split = validation_split(ws, base.val_fraction, base.resolved_split_seed)  # the CNNs'
     defect = np.isin(labels, DEFECT_CLASSES)
     tr, va = split.train[defect[split.train]], split.val[defect[split.val]]
     pv = va[prod[va]]  # production validation defect wafers

@@ -180,7 +180,7 @@ def main() -> int:
         X = set_columns(ws, list(cfg.feature_sets))
         y_str = cfg.target_labels(labels)
         y = (labels != "none").astype(int)
-        split = validation_split(ws, cfg.val_fraction, cfg.split_seed)
+        split = validation_split(ws, cfg.val_fraction, cfg.resolved_split_seed)
         tr, va = split.train, split.val
         pv = va[prod[va]]
         if not np.array_equal(pv_ws.wafer_id.astype(str), ws.wafer_id.astype(str)[pv]):
@@ -210,7 +210,7 @@ def main() -> int:
     if 2 in phases:
         cfg = load_config(XGBoostTrainConfig, "xgboost")
         X = set_columns(ws, list(cfg.feature_sets))
-        split = validation_split(ws, cfg.val_fraction, cfg.split_seed)
+        split = validation_split(ws, cfg.val_fraction, cfg.resolved_split_seed)
         defect = np.isin(labels, DEFECT_CLASSES)
         tr, va = split.train[defect[split.train]], split.val[defect[split.val]]
         pv = va[prod[va]]

@@ -122,7 +122,7 @@ def ablation(args) -> None:
             "data": "WM-811K Training partition, labeled defect wafers (8 classes)",
             "early_stopping": "validation mlogloss (class-weighted), patience from the config",
             "split": f"lot_stratified_split({1 - cfg.val_fraction:.1f}, {cfg.val_fraction:.1f}), "
-                     f"random_state={cfg.seed}",
+                     f"random_state={cfg.resolved_split_seed}",
             "n_train": len(train), "n_validation": len(val),
             "params": "configs/xgboost.yaml", "machine": platform.processor() or platform.machine(),
             "command": "python benchmarks/train_xgboost.py --data train.h5 --features F.parquet",

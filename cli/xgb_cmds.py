@@ -34,15 +34,16 @@ from ._common import (
 @click.option("--classes", type=click.Choice(["defects", "all", "binary"]),
               help="Override classes: the 8 defect patterns, all 9 classes, or good vs "
                    "defective (a phase-1 detector, e.g. for 'wafertk ensemble').")
-@click.option("--seed", type=int, help="Override seed (XGBoost's random_state; the "
-              "validation split keeps split_seed).")
+@click.option("--seed", type=int, help="Override seed (XGBoost's random_state; also the "
+              "validation split's unless split_seed is set).")
+@click.option("--split-seed", type=int, help="Override split_seed (the validation split).")
 @click.option("--jobs", "-j", "jobs", type=int, help="Override n_jobs.")
 @scheduler_option
 @quiet_option
 @handle_errors
 def train_xgboost_cmd(data: tuple[Path, ...], output: Path, config: str | None,
-                      classes: str | None, seed: int | None, jobs: int | None,
-                      scheduler: str | None, quiet: bool) -> None:
+                      classes: str | None, seed: int | None, split_seed: int | None,
+                      jobs: int | None, scheduler: str | None, quiet: bool) -> None:
     """Train the XGBoost baseline on wafer-map features.
 
     Makes a lot-disjoint stratified validation split first, trains with balanced sample
@@ -70,8 +71,10 @@ def train_xgboost_cmd(data: tuple[Path, ...], output: Path, config: str | None,
     output = check_output(output, folder=True, marker="manifest.json",
                           inputs=paths or [data[0]])
     cfg = load_config(XGBoostTrainConfig, config or "xgboost",
-                      {"classes": classes, "seed": seed, "n_jobs": jobs},
-                      labels={"classes": "--classes", "seed": "--seed", "n_jobs": "--jobs"})
+                      {"classes": classes, "seed": seed, "split_seed": split_seed,
+                       "n_jobs": jobs},
+                      labels={"classes": "--classes", "seed": "--seed",
+                              "split_seed": "--split-seed", "n_jobs": "--jobs"})
     if paths is not None:
         from wafertk.distributed import check_inputs, train_xgboost_files
 

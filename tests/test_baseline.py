@@ -129,12 +129,17 @@ def test_split_is_the_cnn_validation_split_restricted_to_the_classes():
     assert "none" not in set(val.label_strings()) | set(train.label_strings())
     assert not set(train.lot) & set(val.lot)
     assert len(train) + len(val) == int(np.isin(labels, DEFECT_CLASSES).sum())
-    # the model seed does not move the validation lots; the split seed does
+    # with split_seed set, the model seed does not move the validation lots; the split seed
+    # does; without it (None), seed seeds both (as before split_seed existed)
     _, val_seed = split_for_training(ws, XGBoostTrainConfig(val_fraction=0.25, split_seed=3,
                                                             seed=7))
     assert list(val_seed.wafer_id) == list(val.wafer_id)
     _, val_split = split_for_training(ws, XGBoostTrainConfig(val_fraction=0.25, split_seed=4))
     assert list(val_split.wafer_id) != list(val.wafer_id)
+    _, val_old = split_for_training(ws, XGBoostTrainConfig(val_fraction=0.25, seed=3))
+    assert list(val_old.wafer_id) == list(val.wafer_id)
+    assert XGBoostTrainConfig(seed=5).resolved_split_seed == 5
+    assert XGBoostTrainConfig(seed=5, split_seed=0).resolved_split_seed == 0
 
 
 def test_train_xgboost_binary_is_a_detector(tmp_path):

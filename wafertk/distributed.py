@@ -820,7 +820,7 @@ def train_xgboost_files(inputs, out: str | os.PathLike, cfg, *, scheduler,
     lab = labels[labeled]
     groups = lots[labeled] if not (lots[labeled] == "").all() else ids[labeled]
     tr, va = lot_stratified_split(lab, groups, (1 - cfg.val_fraction, cfg.val_fraction),
-                                  random_state=cfg.split_seed)
+                                  random_state=cfg.resolved_split_seed)
     keep = np.isin(target[labeled], classes)
     tr, va = np.sort(labeled[tr[keep[tr]]]), np.sort(labeled[va[keep[va]]])
     if len(tr) == 0 or len(va) == 0:
@@ -896,7 +896,7 @@ def train_xgboost_files(inputs, out: str | os.PathLike, cfg, *, scheduler,
     metrics = write_run(out, clf, cfg, proba, target[va], extra={
         "data": [f.path.name for f in files],
         "split": "validation_split: lot-disjoint, stratified over all labeled wafers",
-        "seed": cfg.seed, "split_seed": cfg.split_seed, "n_train": int(len(tr)),
+        "seed": cfg.seed, "split_seed": cfg.resolved_split_seed, "n_train": int(len(tr)),
         "n_validation": int(len(va)),
         "train_lots": int(len(np.unique(lots[tr]))),
         "validation_lots": int(len(np.unique(lots[va]))), "best_iteration": clf.best_iteration_,

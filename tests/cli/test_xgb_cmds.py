@@ -26,13 +26,15 @@ def test_train_and_evaluate(h5, tmp_path):
     cfg.write_text("feature_sets: [density, radon, geometry, meta]\nn_estimators: 10\n"
                    "early_stopping_rounds: 4\nn_jobs: 1\n")
     out = tmp_path / "xgb"
-    r = run("train", "xgboost", "--data", h5, "--output", out, "--config", cfg, "--seed", 1)
+    r = run("train", "xgboost", "--data", h5, "--output", out, "--config", cfg, "--seed", 1,
+            "--split-seed", 2)
     assert r.exit_code == 0, r.output
     (line,) = r.stdout.strip().splitlines()
     assert line.startswith(f"wrote {out}: xgboost, validation accuracy") and " s" in line
     for f in ("model.json", "manifest.json", "config.yaml", "report.json", "report.html"):
         assert (out / f).is_file()
-    assert "seed: 1" in (out / "config.yaml").read_text()
+    resolved = (out / "config.yaml").read_text().splitlines()
+    assert "seed: 1" in resolved and "split_seed: 2" in resolved
     man = json.loads((out / "manifest.json").read_text())
     assert man["classes"] == ["Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Random",
                               "Scratch", "Near-full"]

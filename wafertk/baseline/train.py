@@ -42,13 +42,14 @@ class XGBoostTrainConfig:
         Constructor keywords per feature set.
     val_fraction : float
         Share of the lots held out for validation (early stopping and the report).
-    split_seed : int
-        Seed of the lot-disjoint validation split. With the same ``val_fraction`` and the
-        same training file, the same seed as the CNNs' ``data.split_seed`` gives the same
-        validation lots (the shipped models share them: 0).
+    split_seed : int or None
+        Seed of the lot-disjoint validation split; None (the default): ``seed``. With the
+        same ``val_fraction`` and training file, the same seed as the CNNs'
+        ``data.split_seed`` gives the same validation lots (the packaged configs set 0, the
+        shipped CNNs' split). Set it to compare model seeds on the same validation lots.
     seed : int
-        Seed of XGBoost (its ``random_state``); the split does not depend on it, so model
-        seeds can be compared on the same validation lots.
+        Seed of XGBoost (its ``random_state``), and of the split when ``split_seed`` is
+        None.
     n_estimators, max_depth, learning_rate, subsample, colsample_bytree, min_child_weight,
     reg_lambda, early_stopping_rounds, class_weight, n_jobs
         :class:`~wafertk.baseline.XGBoostWaferClassifier` parameters.
@@ -59,7 +60,7 @@ class XGBoostTrainConfig:
         "filters", "density", "radon", "geometry", "meta"])
     feature_params: dict = field(default_factory=dict)
     val_fraction: float = field(default=0.2, metadata=_FRACTION)
-    split_seed: int = field(default=0, metadata={"check": in_range(0)})
+    split_seed: int | None = field(default=None, metadata={"check": in_range(0)})
     seed: int = field(default=0, metadata={"check": in_range(0)})
     n_estimators: int = field(default=600, metadata=_AT_LEAST_1)
     max_depth: int = field(default=6, metadata=_AT_LEAST_1)
@@ -71,6 +72,11 @@ class XGBoostTrainConfig:
     early_stopping_rounds: int | None = field(default=40, metadata=_AT_LEAST_1)
     class_weight: Literal["balanced"] | None = "balanced"
     n_jobs: int = 2
+
+    @property
+    def resolved_split_seed(self) -> int:
+        """The seed of the validation split: ``split_seed``, or ``seed`` when it is None."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def config_problems(self) -> list[tuple[str, str]]:
         """Checks across values: known feature sets, parameters only for used sets."""
@@ -164,7 +170,7 @@ def split_for_training(ws: WaferSet, cfg: XGBoostTrainConfig, *,
                          f"{', '.join(cfg.class_list())} to train, found "
                          f"{', '.join(present) or 'none'}")
     labeled = ws.take(ws.labeled_mask())
-    split = validation_split(labeled, cfg.val_fraction, cfg.split_seed)
+    split = validation_split(labeled, cfg.val_fraction, cfg.resolved_split_seed)
     keep = np.isin(cfg.target_labels(labeled.label_strings()), cfg.class_list())
     tr, va = split.train[keep[split.train]], split.val[keep[split.val]]
     if len(tr) == 0 or len(va) == 0:
@@ -213,7 +219,7 @@ def train_xgboost(ws: WaferSet, out: str | os.PathLike, cfg: XGBoostTrainConfig,
     metrics = write_run(out, clf, cfg, proba, y_val, extra={
         "data": str(Path(data_path).name) if data_path else None,
         "split": "validation_split: lot-disjoint, stratified over all labeled wafers",
-        "seed": cfg.seed, "split_seed": cfg.split_seed, "n_train": len(train),
+        "seed": cfg.seed, "split_seed": cfg.resolved_split_seed, "n_train": len(train),
         "n_validation": len(val),
         "train_lots": int(len(np.unique(train.lot))), "validation_lots":
         int(len(np.unique(val.lot))), "best_iteration": clf.best_iteration_,
@@ -260,7 +266,8 @@ def write_run(out: str | os.PathLike, clf, cfg: XGBoostTrainConfig, proba: np.nd
         clf.save(tmp, extra={"validation": summary, "config": to_dict(cfg),
                              "n_train": extra["n_train"], "n_validation": extra["n_validation"],
                              "split": {"function": "validation_split",
-                                       "val_fraction": cfg.val_fraction, "seed": cfg.split_seed}})
+                                       "val_fraction": cfg.val_fraction,
+                                       "seed": cfg.resolved_split_seed}})
         save_config(cfg, tmp / "config.yaml")
         write_evaluation_report(tmp, title="XGBoost baseline: lot-disjoint validation split",
                                 metrics=metrics, extra=extra)
