@@ -31,6 +31,12 @@ two shapes (the two-phase pipeline stays the product's; the comparison chooses n
 run's split digest must be the shipped classifier's (same training file and lot-disjoint
 split). Written to ``benchmarks/results/production_single_phase.json`` unless ``-o`` says
 otherwise.
+
+With ``--models DIR`` it scores the models of a folder laid out as ``wafertk/models/shipped``
+(``detector``, ``classifier``, ``xgboost``, ``ensemble``) instead of the shipped ones, e.g. the
+``DEST`` of a ``SEED=N benchmarks/train_shipped.sh`` run; ``-o`` is then required (the
+shipped models' record is not overwritten), and each model's training seeds are recorded
+(``benchmarks/production_seeds.py`` summarises such records over seeds).
 """
 
 from __future__ import annotations
@@ -218,6 +224,9 @@ def main() -> None:
     if args.single_phase_model is not None and args.official:
         ap.error("--official scores the shipped models; it does not go with "
                  "--single-phase-model")
+    args.models = args.models.resolve()
+    if args.out is None and args.models != SHIPPED:
+        ap.error("--models needs -o (the default file is the shipped models' record)")
     if args.out is None:
         args.out = str(ROOT / "benchmarks/results" / (
             "production.json" if args.single_phase_model is None
@@ -254,7 +263,7 @@ def main() -> None:
         if args.single_phase_model is not None:
             own = load_manifest(args.single_phase_model)
             digest = own.extra.get("split", {}).get("split_lots_digest")
-            shipped = load_manifest(ROOT / "wafertk/models/shipped/classifier").extra.get(
+            shipped = load_manifest(args.models / "classifier").extra.get(
                 "split", {}).get("split_lots_digest")
             if digest != shipped:
                 sys.exit(f"{args.single_phase_model}: split digest {digest} is not the "

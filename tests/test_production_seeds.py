@@ -48,6 +48,8 @@ def test_summary_is_mean_and_sd_over_the_seeds(seeds_module):
 
 
 def test_records_must_be_comparable(seeds_module):
+    with pytest.raises(SystemExit, match="at least two seeds"):
+        seeds_module.summarise([_record(0, 0.0)])
     with pytest.raises(SystemExit, match="one distinct model seed"):
         seeds_module.summarise([_record(0, 0.0), _record(0, 0.01)])
     other = _record(1, 0.0)
