@@ -1,14 +1,16 @@
 """Record a run of ``benchmarks/train_shipped.sh`` -> ``results/train_shipped_time.json``.
 
-    /usr/bin/time -v bash benchmarks/train_shipped.sh 2> /tmp/train_shipped.log
+    /usr/bin/time -v -o /tmp/train_shipped.time bash benchmarks/train_shipped.sh
     python benchmarks/train_shipped_record.py --name seed0 --work /tmp/wafertk-shipped \\
-        --time-log /tmp/train_shipped.log --note "quiet cores"
+        --time-log /tmp/train_shipped.time --note "quiet cores"
 
 The issue's limit is all shipped models trained by one command in <= 90 min on 2 cores. The
 record holds the wall time of the whole command (``train_shipped.sh`` writes
-``$WORK/total.time``; or ``Elapsed (wall clock)`` of a ``/usr/bin/time -v`` log), its peak
-resident memory (from such a log), and each training step's wall time (``$WORK/TASK.time``,
-written by the script), merged into the JSON under ``--name``.
+``$WORK/total.time``; or ``Elapsed (wall clock)`` of a ``/usr/bin/time -v`` log, which
+wins when both are given), the peak resident memory of its largest process (from such a
+log), and each training step's wall time (``$WORK/TASK.time``, written by the script; files
+older than the run, left by an earlier run in the same ``WORK``, are listed apart, not
+counted), merged into the JSON under ``--name``. A run that failed is not recorded.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def step_seconds(work: Path) -> dict[str, int]:
 def time_log(path: Path) -> dict:
     """Wall seconds, peak resident memory and exit status of a ``/usr/bin/time -v`` log."""
     text = path.read_text()
+    # the last summary in the file (a log may hold the command's own output before it)
+    text = text[text.rfind("Command being timed"):]
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     status = re.search(r"Exit status: (\d+)", text)
@@ -49,7 +53,8 @@ def time_log(path: Path) -> dict:
     seconds = 0.0
     for part in wall.group(1).split(":"):
         seconds = seconds * 60 + float(part)
-    return {"seconds": round(seconds, 1), "peak_rss_gib": round(int(rss.group(1)) / 2**20, 2),
+    return {"seconds": round(seconds, 1),
+            "peak_rss_gib_largest_process": round(int(rss.group(1)) / 2**20, 2),
             "exit_status": int(status.group(1))}
 
 
@@ -64,16 +69,28 @@ def main(argv: list[str] | None = None) -> None:
     from experiments import write_result
 
     steps = step_seconds(args.work)
-    run: dict = {"work": str(args.work), "steps_seconds": steps}
+    run: dict = {"work": str(args.work)}
+    total = steps.pop("total", None)
     if args.time_log is not None:
         run.update(time_log(args.time_log))
-    if "total" in steps:
-        run["seconds"] = steps.pop("total")
-    if "seconds" not in run:
+        if run["exit_status"] != 0:
+            sys.exit(f"{args.time_log}: the command failed (exit status "
+                     f"{run['exit_status']}); not recorded")
+        end = args.time_log.stat().st_mtime
+    elif total is not None:
+        run["seconds"] = total
+        end = (args.work / "total.time").stat().st_mtime
+    else:
         sys.exit(f"{args.work}: no total.time and no --time-log: the command's wall time "
                  "is unknown")
+    start = end - run["seconds"] - 5  # a step written before this is an earlier run's
+    fresh = {k: v for k, v in steps.items() if (args.work / f"{k}.time").stat().st_mtime >= start}
+    run["steps_seconds"] = fresh
+    if len(fresh) < len(steps):
+        run["stale_steps_ignored"] = sorted(set(steps) - set(fresh))
+    steps = fresh
     run["minutes"] = round(run["seconds"] / 60, 1)
-    run["within_limit"] = run["minutes"] <= LIMIT_MINUTES
+    run["within_limit"] = run["seconds"] <= LIMIT_MINUTES * 60
     run["note"] = args.note
     run["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                       "load_average_at_record": list(os.getloadavg())}
