@@ -8,8 +8,11 @@
 #   SEED=1 WORK=/tmp/wafertk-seed1 DEST=/tmp/wafertk-seed1/shipped bash benchmarks/train_shipped.sh
 #       # the same recipe with another model seed (train.seed of the CNNs, XGBoost's
 #       # random_state; the validation split is unchanged), copied into DEST instead of the
-#       # package (default DEST: wafertk/models/shipped); then
+#       # package (default DEST: wafertk/models/shipped; SEED needs its own WORK and DEST, and
+#       # another DEST all four trainings); then
 #       # python benchmarks/eval_production.py --models DEST -o ...   (benchmarks/production_seeds.py)
+# Each training step's wall time goes to $WORK/TASK.time, the whole command's to
+# $WORK/total.time (benchmarks/train_shipped_record.py records them).
 #
 # 1. data: the WM-811K Training partition + the Test A lots outside the production test and
 #    the demo sample (benchmarks/shipped_data.py train);
@@ -22,19 +25,34 @@
 #    review level (at most 2 % errors among auto-accepted wafers) and conformal sets (90 %);
 # 4. the default phase 2, the mean of the CNN's and XGBoost's probabilities
 #    (`wafertk ensemble`), calibrated likewise;
-# 5. the calibrated models are copied into wafertk/models/shipped/, with the production test's
-#    lots recorded in their manifests.
+# 5. the calibrated models are copied into $DEST (default wafertk/models/shipped/), with the
+#    production test's lots recorded in their manifests.
 # Then: python benchmarks/eval_production.py   (the production test -> results JSON)
 #       python benchmarks/eval_shipped.py      (the validation split -> results JSON)
 set -euo pipefail
+t_start=$(date +%s)
+WORK=$(realpath -m "${WORK:-/tmp/wafertk-shipped}")   # absolute: relative to the caller
+[ -n "${DEST:-}" ] && DEST=$(realpath -m "$DEST")
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 WAFERTK=("$PY" -m wafertk.cli.main)
-WORK=${WORK:-/tmp/wafertk-shipped}
-DEST=${DEST:-wafertk/models/shipped}
-mkdir -p "$WORK"
+SHIPPED=$(realpath wafertk/models/shipped)
+DEST=${DEST:-$SHIPPED}
 seed=()
-[ -n "${SEED:-}" ] && seed=(--seed "$SEED")
+if [ -n "${SEED:-}" ]; then
+  if [ "$DEST" = "$SHIPPED" ] || [ "$WORK" = /tmp/wafertk-shipped ]; then
+    echo "train_shipped.sh: SEED=$SEED needs its own WORK and DEST (the shipped models and" \
+         "their runs are not replaced by another seed's)" >&2
+    exit 2
+  fi
+  seed=(--seed "$SEED")
+fi
+if [ "$DEST" != "$SHIPPED" ] && [ $# -gt 0 ] && [ $# -lt 4 ]; then
+  echo "train_shipped.sh: DEST=$DEST needs all four trainings (the others would come from" \
+       "the shipped models)" >&2
+  exit 2
+fi
+mkdir -p "$WORK"
 export TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD=1
 
 [ -f "$WORK/train.h5" ] || "$PY" benchmarks/shipped_data.py train "$WORK/train.h5"
@@ -46,10 +64,10 @@ for task in "${tasks[@]}"; do
   start=$(date +%s)
   if [ "$task" = xgboost-detector ]; then
     "${WAFERTK[@]}" train xgboost --data "$WORK/train.h5" -o "$WORK/$task" \
-        --config xgboost_detector "${seed[@]}"
+        --config xgboost_detector ${seed[@]+"${seed[@]}"}
   else
     "${WAFERTK[@]}" train "$task" --data "$WORK/train.h5" -o "$WORK/$task" --config "$task" \
-        "${seed[@]}"
+        ${seed[@]+"${seed[@]}"}
   fi
   echo "$task: $(( $(date +%s) - start )) s wall" | tee "$WORK/$task.time"
 done
@@ -57,7 +75,7 @@ done
 check=()
 [ -f "$WORK/detector/validation.csv" ] && check=(--check-run "$WORK/detector")
 "$PY" benchmarks/shipped_data.py production-validation "$WORK/train.h5" \
-    "$WORK/production_validation.h5" "${check[@]}"
+    "$WORK/production_validation.h5" ${check[@]+"${check[@]}"}
 
 # 3. decisions at production prevalence; the detector first (test-time augmentation: the mean
 #    over the 4 rotations, chosen on the production validation lots), since the classifiers'
@@ -128,3 +146,4 @@ if ! trained xgboost && [ "$det" = detector ]; then xgb=xgboost; fi
 rm -rf "$WORK/ensemble"
 "${WAFERTK[@]}" ensemble "$cnn" "$xgb" -o "$WORK/ensemble"
 calibrate ensemble --max-error 0.02 --coverage 0.9 --detector "$det" && ship ensemble
+echo "total: $(( $(date +%s) - t_start )) s wall" | tee "$WORK/total.time"
