@@ -51,7 +51,7 @@ def main() -> int:
     from experiments import class_figures, seed_summary, write_result
     from phase1_xgb import set_columns
 
-    from wafertk.baseline import XGBoostTrainConfig, XGBoostWaferClassifier
+    from wafertk.baseline import XGBoostTrainConfig
     from wafertk.config import load_config
     from wafertk.data import read_wafers
     from wafertk.data.splits import validation_split
@@ -98,15 +98,8 @@ def main() -> int:
         kw, w = VARIANTS[name]
         per_seed = []
         for seed in seeds:
-            params = dict(feature_sets=sets, classes=classes,
-                          n_estimators=base.n_estimators, max_depth=base.max_depth,
-                          learning_rate=base.learning_rate, subsample=base.subsample,
-                          colsample_bytree=base.colsample_bytree,
-                          min_child_weight=base.min_child_weight, reg_lambda=base.reg_lambda,
-                          early_stopping_rounds=base.early_stopping_rounds,
-                          class_weight=base.class_weight, n_jobs=2, random_state=seed)
-            params.update(kw)
-            clf = XGBoostWaferClassifier(**params)
+            clf = base.make_classifier().set_params(feature_sets=sets, classes=classes,
+                                                    n_jobs=2, random_state=seed, **kw)
             t0 = time.perf_counter()
             if w != 1.0:  # production-lot wafers weighted w (on top of the class weights)
                 clf = _weighted_fit(clf, X[tr], labels[tr], X[va], labels[va],
