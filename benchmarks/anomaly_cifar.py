@@ -156,11 +156,18 @@ def main() -> None:
             est = make(m, args.epochs, args.pretrain_epochs, args.seed,
                        args.rotation_transforms, args.pretrain_lr)
             t = time.perf_counter()
-            est.fit(train.x, on_epoch=lambda line: print("  " + line, flush=True))
+            log: list[str] = []
+
+            def on_epoch(line: str, log: list[str] = log) -> None:
+                print("  " + line, flush=True)
+                log.append(line)
+
+            est.fit(train.x, on_epoch=on_epoch)
             s = est.score_samples(test.x)
             row[m] = float(roc_auc_score(y, s))
             row[f"{m}_pr_auc"] = float(average_precision_score(y, s))
             row[f"{m}_seconds"] = round(time.perf_counter() - t, 1)
+            row[f"{m}_epochs"] = log  # the training log: one line an epoch, losses and times
             print(f"{c:<10} {m:<15} AUC {row[m]:.4f}  ({row[f'{m}_seconds']:.0f} s)",
                   flush=True)
         rows.append(row)
