@@ -197,3 +197,40 @@ def test_small_convnet_vgg_blocks_and_float32_outputs_under_bf16(tmp_path):
     again = keras.models.load_model(tmp_path / "bf.keras")
     assert again.get_layer("conv1").compute_dtype == "bfloat16"
     np.testing.assert_allclose(again(x), out, atol=1e-6)
+
+
+def test_residual_separable_blocks_shapes_shortcuts_and_reload(tmp_path):
+    """The mini-Xception blocks: a 5x5 valid stem, per block two separable convs, a 3x3
+    stride-2 pool and a strided 1x1 shortcut added; global pooling; reloads exactly."""
+    import keras
+
+    from wafertk.errors import ConfigError
+    from wafertk.images.models import build_small_convnet
+
+    m = build_small_convnet((20, 20, 3), 2, conv_filters=(4, 8), convs_per_block=2,
+                            dense_units=0, block="residual_separable",
+                            pooling="global_average", l2=1e-4)
+    assert m.get_layer("stem_conv").output.shape[1:] == (16, 16, 4)
+    seps = [la.name for la in m.layers if isinstance(la, keras.layers.SeparableConv2D)]
+    assert seps == ["sepconv1_1", "sepconv1_2", "sepconv2_1", "sepconv2_2"]
+    # 16 -> 8 -> 4 on both paths, or the Add would not build
+    assert m.get_layer("add1").output.shape[1:] == (8, 8, 4)
+    assert m.get_layer("add2").output.shape[1:] == (4, 4, 8)
+    assert m.get_layer("shortcut2").input.shape[1:] == (8, 8, 4)  # the block's input
+    assert m.get_layer("global_pool").output.shape[1:] == (8,)
+    assert not any(getattr(la, "use_bias", False) for la in m.layers
+                   if isinstance(la, (keras.layers.Conv2D, keras.layers.SeparableConv2D)))
+    assert len(m.losses) == 2 * 4 + 3  # L2 on depthwise + pointwise kernels, stem, shortcuts
+    x = np.random.default_rng(0).uniform(0, 255, (3, 20, 20, 3)).astype("float32")
+    out = np.asarray(m(x))
+    assert out.shape == (3, 1) and ((out > 0) & (out < 1)).all()
+    m.save(tmp_path / "r.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "r.keras")(x), out,
+                               atol=1e-6)
+    plain = build_small_convnet((16, 16, 3), 3, conv_filters=(4,), dense_units=0,
+                                pooling="global_average")
+    assert plain.get_layer("global_pool").output.shape[1:] == (4,)
+    with pytest.raises(ConfigError, match="unknown block 'dense'"):
+        build_small_convnet((16, 16, 3), 2, block="dense")
+    with pytest.raises(ConfigError, match="unknown pooling 'max'"):
+        build_small_convnet((16, 16, 3), 2, pooling="max")

@@ -179,7 +179,28 @@ def test_schedule_config_errors(image_folder, tmp_path):
                            data_dir=data)
     with pytest.raises(ConfigError, match="convs_per_block"):
         run_image_training({**TINY, "model.convs_per_block": 9}, tmp_path / "a", data_dir=data)
+    with pytest.raises(ConfigError, match="block"):
+        run_image_training({**TINY, "model.block": "dense"}, tmp_path / "a", data_dir=data)
+    with pytest.raises(ConfigError, match="pooling"):
+        run_image_training({**TINY, "model.pooling": "max"}, tmp_path / "a", data_dir=data)
     assert not (tmp_path / "a").exists()
+
+
+def test_residual_separable_run_trains_reloads_and_predicts(image_folder, tmp_path):
+    """model.block: residual_separable through the run folder, its config and the loader."""
+    from wafertk.images.train import run_image_training
+    from wafertk.registry import load_model
+
+    data = image_folder(n=6)
+    run = tmp_path / "run"
+    report = run_image_training({**TINY, "model.block": "residual_separable",
+                                 "model.pooling": "global_average",
+                                 "model.convs_per_block": 2}, run, data_dir=data)
+    assert 0 <= report["accuracy"] <= 1
+    cfg = (run / "config.yaml").read_text()
+    assert "block: residual_separable" in cfg and "pooling: global_average" in cfg
+    net = load_model(run).model
+    assert net.get_layer("sepconv1_2") is not None and net.get_layer("add1") is not None
 
 
 def test_mixed_bfloat16_run_trains_reloads_and_predicts(image_folder, tmp_path):

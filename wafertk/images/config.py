@@ -54,6 +54,13 @@ class ImageModelConfig:
     #: small_convnet: 3x3 convolutions per block before its pooling (2: VGG-style blocks)
     convs_per_block: int = field(default=1, metadata={"check": in_range(1, 4)})
     batch_norm: bool = False
+    #: small_convnet: plain (conv, [batch norm], ReLU per conv, then 2x2 max-pool) or
+    #: residual_separable (Xception-style, Chollet's "mini Xception": a 5x5 stem conv, then
+    #: per block batch norm, ReLU and a 3x3 separable conv per conv, a 3x3 max-pool of
+    #: stride 2, and a strided 1x1 conv shortcut added; batch norm always on)
+    block: Literal["plain", "residual_separable"] = "plain"
+    #: small_convnet: flatten the last block, or global_average pooling over it
+    pooling: Literal["flatten", "global_average"] = "flatten"
     #: hidden units of the dense head (0: none); small_convnet and transfer heads
     dense_units: int = field(default=512, metadata=_NON_NEGATIVE)
     dropout: float = field(default=0.5, metadata=_DROPOUT)

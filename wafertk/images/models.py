@@ -236,7 +236,8 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
                         *, conv_filters: Sequence[int] = (32, 64, 128, 128),
                         convs_per_block: int = 1, dense_units: int = 512,
                         dropout: float = 0.5, l2: float = 0.0,
-                        batch_norm: bool = False, augment: dict | None = None,
+                        batch_norm: bool = False, block: str = "plain",
+                        pooling: str = "flatten", augment: dict | None = None,
                         seed: int | None = None) -> keras.Model:
     """A small convnet trained from scratch (conv 3x3 + max-pool blocks, dense head).
 
@@ -256,6 +257,16 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
     l2 : float, default 0
         L2 penalty on conv and dense kernels.
     batch_norm : bool, default False
+        Plain blocks only (residual separable blocks always normalise).
+    block : {"plain", "residual_separable"}, default "plain"
+        ``plain``: per conv a 3x3 conv, [batch norm] and ReLU, then a 2x2 max-pool.
+        ``residual_separable``: the Xception-style block of Chollet's "mini Xception"
+        (*Deep Learning with Python*, 2nd ed., ch. 9): a 5x5 stem conv with
+        ``conv_filters[0]`` filters, then per block and per conv batch norm, ReLU and a 3x3
+        separable conv, a 3x3 max-pool of stride 2, and the block's input through a strided
+        1x1 conv added to it.
+    pooling : {"flatten", "global_average"}, default "flatten"
+        How the last block's map becomes the head's input.
     augment : dict, optional
         Keyword arguments of :func:`augmentation_layers`; None: no augmentation.
     seed : int, optional
@@ -264,12 +275,39 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
     -------
     keras.Model
         Output ``(n, 1)`` sigmoid for two classes, ``(n, n_classes)`` softmax otherwise.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``block`` or ``pooling``, or ``convs_per_block < 1``.
     """
+    if block not in ("plain", "residual_separable"):
+        raise ConfigError(f"unknown block {block!r} (plain, residual_separable)")
+    if pooling not in ("flatten", "global_average"):
+        raise ConfigError(f"unknown pooling {pooling!r} (flatten, global_average)")
+    if convs_per_block < 1:
+        raise ConfigError(f"convs_per_block must be >= 1, got {convs_per_block}")
     inp = keras.Input(shape=tuple(input_shape), name="image")
     x = _apply(inp, augmentation_layers(**augment, seed=seed) if augment is not None else [])
     x = ImagePreprocess("scale", name="preprocess")(x)
-    if convs_per_block < 1:
-        raise ConfigError(f"convs_per_block must be >= 1, got {convs_per_block}")
+    if block == "residual_separable":
+        x = _residual_separable_blocks(x, conv_filters, convs_per_block, l2)
+    else:
+        x = _plain_blocks(x, conv_filters, convs_per_block, l2, batch_norm)
+    if pooling == "global_average":
+        x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    else:
+        x = layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    if dense_units:
+        x = layers.Dense(dense_units, activation="relu", kernel_regularizer=_l2(l2),
+                         name="dense")(x)
+    return keras.Model(inp, _head(x, n_classes), name="small_convnet")
+
+
+def _plain_blocks(x, conv_filters: Sequence[int], convs_per_block: int, l2: float,
+                  batch_norm: bool):
     for i, f in enumerate(conv_filters):
         for j in range(convs_per_block):
             # one conv per block keeps the names conv1, bn1, relu1 (earlier runs reload)
@@ -280,13 +318,28 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
                 x = layers.BatchNormalization(name=f"bn{tag}")(x)
             x = layers.Activation("relu", name=f"relu{tag}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    if dropout:
-        x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
-    if dense_units:
-        x = layers.Dense(dense_units, activation="relu", kernel_regularizer=_l2(l2),
-                         name="dense")(x)
-    return keras.Model(inp, _head(x, n_classes), name="small_convnet")
+    return x
+
+
+def _residual_separable_blocks(x, conv_filters: Sequence[int], convs_per_block: int,
+                               l2: float):
+    reg = _l2(l2)
+    x = layers.Conv2D(conv_filters[0], 5, use_bias=False, kernel_regularizer=reg,
+                      name="stem_conv")(x)
+    for i, f in enumerate(conv_filters):
+        shortcut = x
+        for j in range(convs_per_block):
+            tag = f"{i + 1}_{j + 1}"
+            x = layers.BatchNormalization(name=f"bn{tag}")(x)
+            x = layers.Activation("relu", name=f"relu{tag}")(x)
+            x = layers.SeparableConv2D(f, 3, padding="same", use_bias=False,
+                                       depthwise_regularizer=reg, pointwise_regularizer=reg,
+                                       name=f"sepconv{tag}")(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{i + 1}")(x)
+        shortcut = layers.Conv2D(f, 1, strides=2, padding="same", use_bias=False,
+                                 kernel_regularizer=reg, name=f"shortcut{i + 1}")(shortcut)
+        x = layers.Add(name=f"add{i + 1}")([x, shortcut])
+    return x
 
 
 # ------------------------------------------------------------------------------ SqueezeNet

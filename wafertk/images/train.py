@@ -176,7 +176,8 @@ def build_image_model(cfg: ImageRunConfig, n_classes: int, *,
         if m.name == "small_convnet":
             return create_model("image_small_convnet", conv_filters=tuple(m.conv_filters),
                                 convs_per_block=m.convs_per_block, l2=m.l2,
-                                batch_norm=m.batch_norm, **common)
+                                batch_norm=m.batch_norm, block=m.block,
+                                pooling=m.pooling, **common)
         return create_model(f"image_{m.name}", weights=weights, **common)
 
 
