@@ -207,21 +207,25 @@ def test_residual_separable_blocks_shapes_shortcuts_and_reload(tmp_path):
     from wafertk.errors import ConfigError
     from wafertk.images.models import build_small_convnet
 
-    m = build_small_convnet((20, 20, 3), 2, conv_filters=(4, 8), convs_per_block=2,
+    # an odd side: a 2x2 pool or a valid 3x3 pool would give other sizes than the shortcut
+    m = build_small_convnet((21, 21, 3), 2, conv_filters=(4, 8), convs_per_block=2,
                             dense_units=0, block="residual_separable",
                             pooling="global_average", l2=1e-4)
-    assert m.get_layer("stem_conv").output.shape[1:] == (16, 16, 4)
+    assert m.get_layer("stem_conv").output.shape[1:] == (17, 17, 4)
     seps = [la.name for la in m.layers if isinstance(la, keras.layers.SeparableConv2D)]
     assert seps == ["sepconv1_1", "sepconv1_2", "sepconv2_1", "sepconv2_2"]
-    # 16 -> 8 -> 4 on both paths, or the Add would not build
-    assert m.get_layer("add1").output.shape[1:] == (8, 8, 4)
-    assert m.get_layer("add2").output.shape[1:] == (4, 4, 8)
-    assert m.get_layer("shortcut2").input.shape[1:] == (8, 8, 4)  # the block's input
+    pool = m.get_layer("pool1")
+    assert pool.pool_size == (3, 3) and pool.strides == (2, 2)
+    # 17 -> 9 -> 5 on both paths (ceil halving), or the Add would not build
+    assert m.get_layer("add1").output.shape[1:] == (9, 9, 4)
+    assert m.get_layer("add2").output.shape[1:] == (5, 5, 8)
+    assert m.get_layer("shortcut2").input.shape[1:] == (9, 9, 4)  # the block's input
+    assert m.get_layer("shortcut2").input is m.get_layer("add1").output
     assert m.get_layer("global_pool").output.shape[1:] == (8,)
     assert not any(getattr(la, "use_bias", False) for la in m.layers
                    if isinstance(la, (keras.layers.Conv2D, keras.layers.SeparableConv2D)))
     assert len(m.losses) == 2 * 4 + 3  # L2 on depthwise + pointwise kernels, stem, shortcuts
-    x = np.random.default_rng(0).uniform(0, 255, (3, 20, 20, 3)).astype("float32")
+    x = np.random.default_rng(0).uniform(0, 255, (3, 21, 21, 3)).astype("float32")
     out = np.asarray(m(x))
     assert out.shape == (3, 1) and ((out > 0) & (out < 1)).all()
     m.save(tmp_path / "r.keras")

@@ -183,6 +183,9 @@ def test_schedule_config_errors(image_folder, tmp_path):
         run_image_training({**TINY, "model.block": "dense"}, tmp_path / "a", data_dir=data)
     with pytest.raises(ConfigError, match="pooling"):
         run_image_training({**TINY, "model.pooling": "max"}, tmp_path / "a", data_dir=data)
+    with pytest.raises(ConfigError, match="image_size: 8 is too small.*needs >= 16"):
+        run_image_training({**TINY, "model.conv_filters": [4, 4, 4, 4], "data.image_size": 8},
+                           tmp_path / "a", data_dir=data)
     assert not (tmp_path / "a").exists()
 
 
@@ -193,8 +196,11 @@ def test_residual_separable_run_trains_reloads_and_predicts(image_folder, tmp_pa
 
     data = image_folder(n=6)
     run = tmp_path / "run"
+    # 4 blocks on 8 px: too small for plain blocks (above), fine for residual ones (8 -> 4 by
+    # the stem, then 2, 1, 1, 1)
     report = run_image_training({**TINY, "model.block": "residual_separable",
-                                 "model.pooling": "global_average",
+                                 "model.pooling": "global_average", "data.image_size": 8,
+                                 "model.conv_filters": [4, 4, 4, 4],
                                  "model.convs_per_block": 2}, run, data_dir=data)
     assert 0 <= report["accuracy"] <= 1
     cfg = (run / "config.yaml").read_text()

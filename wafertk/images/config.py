@@ -30,10 +30,14 @@ BACKBONES: dict[str, tuple[str | None, str, int]] = {
 MODEL_NAMES: tuple[str, ...] = ("small_convnet", *BACKBONES)
 
 
-def min_input_size(model: str, n_conv_blocks: int = 4) -> int:
-    """Smallest image side ``model`` accepts (small_convnet: ``2 ** n_conv_blocks``)."""
+def min_input_size(model: str, n_conv_blocks: int = 4, block: str = "plain") -> int:
+    """Smallest image side ``model`` accepts (small_convnet with plain blocks:
+    ``2 ** n_conv_blocks``; with residual separable blocks: 5, its 5x5 stem, whose pools of
+    stride 2 with ``same`` padding never shrink a side below 1)."""
     if model in BACKBONES:
         return BACKBONES[model][2]
+    if block == "residual_separable":
+        return 5
     return 2 ** int(n_conv_blocks)
 
 _POSITIVE = {"check": in_range(0, lo_open=True)}
@@ -48,11 +52,12 @@ class ImageModelConfig:
 
     name: str = field(default="small_convnet", metadata={"check": one_of(MODEL_NAMES,
                                                                           "model")})
-    #: small_convnet: filters of the conv blocks (3x3 conv, [batch norm], ReLU, 2x2 pool)
+    #: small_convnet: filters of the conv blocks (see ``block``)
     conv_filters: list[int] = field(default_factory=lambda: [32, 64, 128, 128],
                                     metadata=_AT_LEAST_1)
-    #: small_convnet: 3x3 convolutions per block before its pooling (2: VGG-style blocks)
+    #: small_convnet: 3x3 (separable) convolutions per block before its pooling (2: VGG-style)
     convs_per_block: int = field(default=1, metadata={"check": in_range(1, 4)})
+    #: small_convnet, plain blocks: batch norm after each conv (residual blocks always have it)
     batch_norm: bool = False
     #: small_convnet: plain (conv, [batch norm], ReLU per conv, then 2x2 max-pool) or
     #: residual_separable (Xception-style, Chollet's "mini Xception": a 5x5 stem conv, then
@@ -163,7 +168,7 @@ class ImageRunConfig:
 
     def config_problems(self) -> list[tuple[str, str]]:
         """Checks across sections: the input must suit the network."""
-        need = min_input_size(self.model.name, len(self.model.conv_filters))
+        need = min_input_size(self.model.name, len(self.model.conv_filters), self.model.block)
         if self.data.image_size < need:
             return [("data.image_size", f"{self.data.image_size} is too small for "
                      f"{self.model.name} (needs >= {need})")]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import keras
 from keras import layers
@@ -236,10 +237,12 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
                         *, conv_filters: Sequence[int] = (32, 64, 128, 128),
                         convs_per_block: int = 1, dense_units: int = 512,
                         dropout: float = 0.5, l2: float = 0.0,
-                        batch_norm: bool = False, block: str = "plain",
-                        pooling: str = "flatten", augment: dict | None = None,
+                        batch_norm: bool = False,
+                        block: Literal["plain", "residual_separable"] = "plain",
+                        pooling: Literal["flatten", "global_average"] = "flatten",
+                        augment: dict | None = None,
                         seed: int | None = None) -> keras.Model:
-    """A small convnet trained from scratch (conv 3x3 + max-pool blocks, dense head).
+    """A small convnet trained from scratch (conv + max-pool blocks, optional dense head).
 
     Parameters
     ----------
@@ -247,9 +250,9 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
         RGB in [0, 255].
     n_classes : int, default 2
     conv_filters : sequence of int
-        One conv block (3x3 conv, optional batch norm, ReLU, 2x2 max-pool) per entry.
+        The filters of each block (see ``block``), one block per entry.
     convs_per_block : int, default 1
-        3x3 conv (+ batch norm) + ReLU layers per block before its pooling (2: VGG-style).
+        Convolutions per block before its pooling (2: VGG-style).
     dense_units : int, default 512
         Hidden dense layer (0: none).
     dropout : float, default 0.5
@@ -257,7 +260,8 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
     l2 : float, default 0
         L2 penalty on conv and dense kernels.
     batch_norm : bool, default False
-        Plain blocks only (residual separable blocks always normalise).
+        Plain blocks: batch norm after each conv (its bias dropped). Ignored by residual
+        separable blocks, which always normalise.
     block : {"plain", "residual_separable"}, default "plain"
         ``plain``: per conv a 3x3 conv, [batch norm] and ReLU, then a 2x2 max-pool.
         ``residual_separable``: the Xception-style block of Chollet's "mini Xception"
@@ -307,7 +311,7 @@ def build_small_convnet(input_shape: tuple[int, int, int] = (150, 150, 3), n_cla
 
 
 def _plain_blocks(x, conv_filters: Sequence[int], convs_per_block: int, l2: float,
-                  batch_norm: bool):
+                  batch_norm: bool) -> keras.KerasTensor:
     for i, f in enumerate(conv_filters):
         for j in range(convs_per_block):
             # one conv per block keeps the names conv1, bn1, relu1 (earlier runs reload)
@@ -322,7 +326,7 @@ def _plain_blocks(x, conv_filters: Sequence[int], convs_per_block: int, l2: floa
 
 
 def _residual_separable_blocks(x, conv_filters: Sequence[int], convs_per_block: int,
-                               l2: float):
+                               l2: float) -> keras.KerasTensor:
     reg = _l2(l2)
     x = layers.Conv2D(conv_filters[0], 5, use_bias=False, kernel_regularizer=reg,
                       name="stem_conv")(x)
