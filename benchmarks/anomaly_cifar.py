@@ -68,7 +68,8 @@ def _epochs(text: str) -> dict[str, int] | int:
 
 def make(name: str, epochs: dict[str, int] | int | None, pretrain_epochs: int | None,
          seed: int,
-         rotation_transforms: str | None = None, pretrain_lr: float | None = None):
+         rotation_transforms: str | None = None, pretrain_lr: float | None = None,
+         negative_slope: float | None = None):
     from wafertk.anomaly.estimators import MODELS as CLASSES_BY_NAME
 
     kw = dict(MODELS[name])
@@ -83,6 +84,8 @@ def make(name: str, epochs: dict[str, int] | int | None, pretrain_epochs: int | 
         kw["pretrain_epochs"] = pretrain_epochs
     if pretrain_lr is not None and "pretrain_epochs" in kw:
         kw["pretrain_learning_rate"] = pretrain_lr
+    if negative_slope is not None and name.startswith("deep-svdd"):
+        kw["negative_slope"] = negative_slope
     cls, fixed = CLASSES_BY_NAME[name]
     return cls(**fixed, **kw, random_state=seed)
 
@@ -98,6 +101,8 @@ def main() -> None:
     ap.add_argument("--pretrain-epochs", type=int, help="Override Deep SVDD's pre-training.")
     ap.add_argument("--pretrain-lr", type=float,
                     help="Deep SVDD's pre-training learning rate (default: its learning rate).")
+    ap.add_argument("--negative-slope", type=float,
+                    help="Deep SVDD's LeakyReLU slope (default 0.1; Ruff et al.'s code 0.01).")
     ap.add_argument("--max-train", type=int, help="Subsample the class's training images.")
     ap.add_argument("--max-test", type=int, help="Subsample the test images (per class).")
     ap.add_argument("--rotation-transforms", help="e.g. rotate (default: rotate,flip,"
@@ -133,6 +138,7 @@ def main() -> None:
             "overrides": {"epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs,
                           "rotation_transforms": args.rotation_transforms,
                           "pretrain_lr": args.pretrain_lr,
+                          "negative_slope": args.negative_slope,
                           "max_train": args.max_train, "max_test": args.max_test,
                           "seed": args.seed},
             "full_protocol": len(rows) == 10 and args.max_train is None
@@ -154,7 +160,7 @@ def main() -> None:
                      "n_train": len(train), "n_test": len(test)}
         for m in models:
             est = make(m, args.epochs, args.pretrain_epochs, args.seed,
-                       args.rotation_transforms, args.pretrain_lr)
+                       args.rotation_transforms, args.pretrain_lr, args.negative_slope)
             t = time.perf_counter()
             log: list[str] = []
 

@@ -145,6 +145,28 @@ def test_deep_svdd_pretraining_has_its_own_learning_rate(wafers):
         DeepSVDDDetector(pretrain_learning_rate=0.0, **kw).fit(normal)
 
 
+def test_deep_svdd_leaky_slope_reaches_every_activation_and_reloads(wafers, tmp_path):
+    normal, test, _ = wafers
+    est = DeepSVDDDetector(latent_dim=4, epochs=1, pretrain_epochs=1, negative_slope=0.01,
+                           **TINY).fit(normal)
+    enc = est.model_.get_layer("encoder")
+    slopes = {lay.name: float(lay.negative_slope) for lay in enc.layers
+              if isinstance(lay, keras.layers.LeakyReLU)}
+    assert slopes == {"act1": pytest.approx(0.01), "act2": pytest.approx(0.01)}
+    for slope in (0.1, 0.01):  # the pre-training decoder is built with the same slope
+        kw = {} if slope == 0.1 else {"negative_slope": slope}  # 0.1: the default
+        dec = networks.build_conv_decoder(4, (16, 16, 3), conv_filters=(4, 8), **kw)
+        got = [float(lay.negative_slope) for lay in dec.layers
+               if isinstance(lay, keras.layers.LeakyReLU)]
+        assert got == pytest.approx([slope, slope])
+    est.save(tmp_path / "svdd")
+    back = load_detector(tmp_path / "svdd")
+    assert back.get_params()["negative_slope"] == 0.01
+    np.testing.assert_allclose(back.score_samples(test), est.score_samples(test), rtol=1e-5)
+    with pytest.raises(WafertkError, match="negative_slope must be in"):
+        DeepSVDDDetector(negative_slope=1.5, **TINY).fit(normal)
+
+
 def test_trimming_leaves_out_the_highest_losses(wafers):
     est = VAEDetector(trim_fraction=0.25)
     mask = np.asarray(est._trim_mask(np.array([1.0, 5.0, 2.0, 10.0], np.float32)))

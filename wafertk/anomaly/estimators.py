@@ -741,6 +741,9 @@ class DeepSVDDDetector(BaseDeepDetector):
     conv_filters : sequence of int, default (32, 64, 128)
     kernel_size : int, default 5
     attention : bool, default False
+    negative_slope : float, default 0.1
+        LeakyReLU slope below 0 in the network and its pre-training decoder (Ruff et al.'s
+        code: 0.01).
     epochs : int, default 30
     batch_size : int, default 128
     learning_rate : float, default 1e-4
@@ -766,9 +769,9 @@ class DeepSVDDDetector(BaseDeepDetector):
 
     def __init__(self, *, objective: str = "one-class", nu: float = 0.1, latent_dim: int = 32,
                  conv_filters: Sequence[int] = (32, 64, 128), kernel_size: int = 5,
-                 attention: bool = False, epochs: int = 30, batch_size: int = 128,
-                 learning_rate: float = 1e-4, weight_decay: float = 1e-6,
-                 warm_up_epochs: int = 10, pretrain_epochs: int = 0,
+                 attention: bool = False, negative_slope: float = 0.1, epochs: int = 30,
+                 batch_size: int = 128, learning_rate: float = 1e-4,
+                 weight_decay: float = 1e-6, warm_up_epochs: int = 10, pretrain_epochs: int = 0,
                  pretrain_learning_rate: float | None = None, input_size: int = 32,
                  gcn: bool = False, contamination: float = 0.05,
                  threshold_method: str = "quantile", trim_fraction: float = 0.0,
@@ -779,6 +782,7 @@ class DeepSVDDDetector(BaseDeepDetector):
         self.conv_filters = conv_filters
         self.kernel_size = kernel_size
         self.attention = attention
+        self.negative_slope = negative_slope
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -799,13 +803,15 @@ class DeepSVDDDetector(BaseDeepDetector):
                                "soft-boundary)")
         if not 0 < self.nu <= 1:
             raise WafertkError(f"nu must be in (0, 1], got {self.nu}")
+        if not 0 <= self.negative_slope < 1:
+            raise WafertkError(f"negative_slope must be in [0, 1), got {self.negative_slope}")
         if self.pretrain_learning_rate is not None and not self.pretrain_learning_rate > 0:
             raise WafertkError("pretrain_learning_rate must be positive, got "
                                f"{self.pretrain_learning_rate}")
         self.model_ = networks.build_deep_svdd(
             x.shape[1:], int(self.latent_dim), conv_filters=tuple(self.conv_filters),
             kernel_size=int(self.kernel_size), attention=bool(self.attention),
-            seed=self._seed())
+            negative_slope=float(self.negative_slope), seed=self._seed())
         self._radius = keras.Variable(0.0, trainable=False, name="radius")
         if self.pretrain_epochs:
             self._pretrain(x, on_epoch)
@@ -817,7 +823,9 @@ class DeepSVDDDetector(BaseDeepDetector):
         encoder = self.model_.get_layer("encoder")
         decoder = networks.build_conv_decoder(int(self.latent_dim), x.shape[1:],
                                               conv_filters=tuple(self.conv_filters),
-                                              use_bias=False, seed=self._seed(7))
+                                              use_bias=False,
+                                              negative_slope=float(self.negative_slope),
+                                              seed=self._seed(7))
         x_in = keras.Input(shape=x.shape[1:])
         ae = keras.Model(x_in, decoder(encoder(x_in)))
 

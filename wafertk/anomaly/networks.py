@@ -148,9 +148,9 @@ def check_input_shape(input_shape: Sequence[int], conv_filters: Sequence[int]) -
 def build_conv_encoder(input_shape: Sequence[int], latent_dim: int, *,
                        conv_filters: Sequence[int] = (32, 64), kernel_size: int = 3,
                        use_bias: bool = True, attention: bool = False,
-                       variational: bool = False, seed: int | None = None,
-                       name: str = "encoder") -> keras.Model:
-    """Conv encoder: [Conv -> BatchNorm -> LeakyReLU(0.1) -> MaxPool 2x2] per filter count,
+                       variational: bool = False, negative_slope: float = 0.1,
+                       seed: int | None = None, name: str = "encoder") -> keras.Model:
+    """Conv encoder: [Conv -> BatchNorm -> LeakyReLU -> MaxPool 2x2] per filter count,
     optional self-attention, flatten, dense to ``latent_dim``.
 
     Parameters
@@ -167,6 +167,8 @@ def build_conv_encoder(input_shape: Sequence[int], latent_dim: int, *,
         A :class:`SelfAttention2D` block after the last conv block.
     variational : bool, default False
         Two dense heads, ``z_mean`` and ``z_log_var``; otherwise one, ``z``.
+    negative_slope : float, default 0.1
+        The LeakyReLU slope below 0 (Ruff et al.'s code uses PyTorch's default, 0.01).
     seed : int, optional
     name : str
 
@@ -185,7 +187,7 @@ def build_conv_encoder(input_shape: Sequence[int], latent_dim: int, *,
                           kernel_initializer=init(), name=f"conv{i + 1}")(h)
         h = layers.BatchNormalization(center=use_bias, scale=use_bias, epsilon=1e-4,
                                       momentum=0.9, name=f"bn{i + 1}")(h)
-        h = layers.LeakyReLU(0.1, name=f"act{i + 1}")(h)
+        h = layers.LeakyReLU(float(negative_slope), name=f"act{i + 1}")(h)
         h = layers.MaxPooling2D(2, name=f"pool{i + 1}")(h)
     if attention:
         h = SelfAttention2D(seed=None if seed is None else seed + 1000, name="attention")(h)
@@ -201,10 +203,11 @@ def build_conv_encoder(input_shape: Sequence[int], latent_dim: int, *,
 
 def build_conv_decoder(latent_dim: int, output_shape: Sequence[int], *,
                        conv_filters: Sequence[int] = (32, 64), use_bias: bool = True,
-                       output_activation: str = "sigmoid", seed: int | None = None,
-                       name: str = "decoder") -> keras.Model:
+                       output_activation: str = "sigmoid", negative_slope: float = 0.1,
+                       seed: int | None = None, name: str = "decoder") -> keras.Model:
     """Mirror of :func:`build_conv_encoder`: dense, reshape, [Conv2DTranspose stride 2 ->
-    BatchNorm -> LeakyReLU] per filter count (reversed), Conv 3x3 to the output channels.
+    BatchNorm -> LeakyReLU(``negative_slope``)] per filter count (reversed), Conv 3x3 to the
+    output channels.
 
     Returns
     -------
@@ -224,7 +227,7 @@ def build_conv_decoder(latent_dim: int, output_shape: Sequence[int], *,
                                    kernel_initializer=init(), name=f"deconv{i + 1}")(h)
         h = layers.BatchNormalization(center=use_bias, scale=use_bias, epsilon=1e-4,
                                       momentum=0.9, name=f"dbn{i + 1}")(h)
-        h = layers.LeakyReLU(0.1, name=f"dact{i + 1}")(h)
+        h = layers.LeakyReLU(float(negative_slope), name=f"dact{i + 1}")(h)
     out = layers.Conv2D(int(output_shape[-1]), 3, padding="same", use_bias=use_bias,
                         activation=output_activation, kernel_initializer=init(),
                         name="output")(h)
@@ -268,12 +271,14 @@ def build_vae(input_shape: Sequence[int], latent_dim: int = 32, *,
 
 def build_deep_svdd(input_shape: Sequence[int], latent_dim: int = 32, *,
                     conv_filters: Sequence[int] = (32, 64, 128), kernel_size: int = 5,
-                    attention: bool = False, seed: int | None = None) -> keras.Model:
+                    attention: bool = False, negative_slope: float = 0.1,
+                    seed: int | None = None) -> keras.Model:
     """Deep SVDD network (Ruff et al., ICML 2018): a bias-free conv encoder and its centre.
 
     The CIFAR-10 network of the paper is ``conv_filters=(32, 64, 128)``, ``kernel_size=5``,
     ``latent_dim=128``: conv 5x5 -> BatchNorm without affine terms -> LeakyReLU -> MaxPool,
-    three times, then a bias-free dense layer.
+    three times, then a bias-free dense layer (their code's LeakyReLU slope is 0.01:
+    ``negative_slope=0.01``).
 
     Returns
     -------
@@ -282,7 +287,8 @@ def build_deep_svdd(input_shape: Sequence[int], latent_dim: int = 32, *,
     """
     encoder = build_conv_encoder(input_shape, latent_dim, conv_filters=conv_filters,
                                  kernel_size=kernel_size, use_bias=False,
-                                 attention=attention, seed=seed)
+                                 attention=attention, negative_slope=negative_slope,
+                                 seed=seed)
     x_in = keras.Input(shape=tuple(int(s) for s in input_shape), name="x")
     z = encoder(x_in)
     return keras.Model(x_in, {"z": z, "centre_distance": LatentCentre(name="centre")(z)},
