@@ -126,7 +126,10 @@ if trained detector || trained xgboost-detector; then
   xgb_det=$WORK/xgboost-detector
   trained xgboost-detector || xgb_det=wafertk/models/shipped/detector/members/1-xgboost-classifier
   "${WAFERTK[@]}" ensemble "$cnn_det" "$xgb_det" -o "$WORK/detector-ensemble"
-  calibrate detector-ensemble --min-precision 0.8 && ship detector detector-ensemble
+  # its screen: the CNN's single pass passes the clearly good wafers alone (below half the
+  # lowest such probability of a wafer the whole ensemble flags on these lots)
+  calibrate detector-ensemble --min-precision 0.8 --screen-margin 0.5 && \
+      ship detector detector-ensemble
   det=$WORK/detector-ensemble-calibrated
 fi
 for task in classifier xgboost; do

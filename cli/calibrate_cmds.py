@@ -36,11 +36,16 @@ from ._common import (
 @click.option("--tta", type=click.Choice(["none", "flip", "rot4", "d4"]), default=None,
               help="CNNs: test-time augmentation of the new model (outputs averaged over "
                    "rotations/flips; decisions fitted with it). Default: the model's own.")
+@click.option("--screen-margin", type=float, default=None,
+              help="Ensemble detector: let its CNN's single pass pass the clearly good "
+                   "wafers alone, below this margin (0-1] times the lowest such probability "
+                   "of a flagged wafer here; 0 removes the screen. Default: refit the "
+                   "model's own screen.")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @quiet_option
 @handle_errors
 def calibrate(model, wafers, output, target_recall, min_precision, max_error, coverage,
-              detector, tta, batch_size, quiet) -> None:
+              detector, tta, screen_margin, batch_size, quiet) -> None:
     """Refit MODEL's threshold, temperature and review level on labelled WAFERS.
 
     The first thing a new fab does: the shipped models' decisions were fitted on WM-811K
@@ -67,6 +72,7 @@ def calibrate(model, wafers, output, target_recall, min_precision, max_error, co
     check_unit_interval(min_precision, "--min-precision", open_low=True, open_high=False)
     check_unit_interval(max_error, "--max-error", open_low=False, open_high=True)
     check_unit_interval(coverage, "--coverage", open_low=True, open_high=True)
+    check_unit_interval(screen_margin, "--screen-margin", open_low=False, open_high=False)
     from wafertk.data.h5 import WaferFile
     from wafertk.models.manifest import DETECTOR_KINDS, load_manifest
     from wafertk.registry import resolve_model
@@ -80,7 +86,7 @@ def calibrate(model, wafers, output, target_recall, min_precision, max_error, co
     res = calibrate_model(model, wafers, output, target_recall=target_recall,
                           min_precision=min_precision, max_error=max_error,
                           coverage=coverage, detector=detector, batch_size=batch_size,
-                          tta=tta)
+                          tta=tta, screen_margin=screen_margin)
     echo_summary(quiet, output, res.details(), t0)
 
 

@@ -188,6 +188,23 @@ def _predict_proba(predictor, ws, batch_size: int) -> np.ndarray:
     return np.asarray(predictor.predict_proba(ws, batch_size), np.float64)
 
 
+def _refit_screen(predictor, ws, score: np.ndarray, thr: float, margin: float,
+                  batch_size: int, extra: dict, changes: dict, old_screen, after: dict
+                  ) -> None:
+    """Fit (margin > 0) or remove (0) an ensemble detector's screen into ``extra``."""
+    from wafertk.models.ensemble import fit_screen
+
+    before = old_screen.get("below") if isinstance(old_screen, dict) else None
+    if margin == 0:
+        extra.pop("screen", None)
+        changes["screen level"] = (before, None)
+        return
+    screen = fit_screen(predictor, ws, score, thr, margin=margin, batch_size=batch_size)
+    extra["screen"] = screen
+    changes["screen level"] = (before, screen["below"])
+    after["screen_passed_on"] = screen["passed_on"]
+
+
 def _pipeline_review_level(folder: Path, detector, ws, labels: np.ndarray, extra: dict,
                            max_error: float, batch_size: int, before: dict, after: dict,
                            changes: dict) -> dict:
@@ -229,7 +246,8 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
                     target_recall: float | None = None, min_precision: float | None = None,
                     max_error: float = 0.02, coverage: float = 0.9,
                     detector: str | os.PathLike | None = None, batch_size: int = 1024,
-                    tta: str | None = None) -> CalibrationResult:
+                    tta: str | None = None, screen_margin: float | None = None
+                    ) -> CalibrationResult:
     """Refit a model's temperature, threshold or review level on labelled wafers.
 
     Parameters
@@ -260,6 +278,11 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         (:data:`wafertk.models.predictors.TTA_TRANSFORMS`, recorded as ``extra.tta``); its
         temperature, threshold and review level are fitted on the augmented outputs.
         Default: keep the model's own setting.
+    screen_margin : float, optional
+        Ensemble detectors: fit a screen (:func:`wafertk.models.ensemble.fit_screen`; its
+        CNN's single pass decides the clearly good wafers alone) with this margin in (0, 1],
+        or remove it with 0. Default: refit the model's own screen with its margin, if it
+        has one. The temperature and threshold are always fitted on the whole ensemble.
 
     Returns
     -------
@@ -294,6 +317,18 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         check_tta(tta)
         if not hasattr(predictor, "tta"):
             raise WafertkError(f"--tta applies to the CNN models, not to {man.kind}")
+    if screen_margin is not None:
+        if man.kind != "ensemble-detector":
+            raise WafertkError(f"--screen-margin applies to ensemble detectors, not to "
+                               f"{man.kind}")
+        if not 0 <= screen_margin <= 1:
+            raise WafertkError(f"--screen-margin must be in [0, 1] (0 removes the screen), "
+                               f"got {screen_margin}")
+    old_screen = (man.extra or {}).get("screen")
+    if screen_margin is None and isinstance(old_screen, dict):
+        screen_margin = float(old_screen.get("margin", 0.5))
+    if getattr(predictor, "screen_below", None) is not None:
+        predictor.screen_below = None  # decisions are fitted on the whole ensemble
     if man.kind == "xgboost-classifier" and list(man.classes) == DETECTOR_CLASSES:
         raise WafertkError(f"{src}: a binary XGBoost (good/defective) has no threshold of its "
                            "own; calibrate it inside an ensemble detector: wafertk ensemble "
@@ -326,6 +361,9 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         after = {k: b1[k] for k in ("recall", "precision", "f1")}
         extra.update(temperature=t_old * scale, threshold=thr)
         changes.update({"temperature": (t_old, t_old * scale), "threshold": (thr_old, thr)})
+        if screen_margin is not None:
+            _refit_screen(predictor, ws, score, thr, screen_margin, batch_size, extra,
+                          changes, old_screen, after)
         prevalence = float(y.mean())
         used = len(ws)
     else:

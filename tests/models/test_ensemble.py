@@ -180,3 +180,101 @@ def test_detector_ensemble_errors(xgb_detector, tmp_path):
     with pytest.raises(WafertkError, match="calibrate it inside an ensemble detector"):
         calibrate_model(xgb_detector, FIXTURE, tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+# ----------------------------------------------------------------- the ensemble's screen
+def _with_screen(folder, out, screen):
+    import shutil
+
+    shutil.copytree(folder, out)
+    man = json.loads((out / "manifest.json").read_text())
+    man["extra"]["screen"] = screen
+    (out / "manifest.json").write_text(json.dumps(man))
+    return out
+
+
+def test_screen_runs_the_whole_ensemble_only_on_the_wafers_it_lets_through(
+        detector_ensemble, tmp_path):
+    from wafertk.data.preprocess import resize_maps
+    from wafertk.inspect.model import TwoPhaseClassifier
+    from wafertk.registry import load_model
+
+    ws = read_wafers(FIXTURE)
+    full = load_model(detector_ensemble, kind="ensemble-detector")
+    p_full = full.p_defect(ws)
+    cnn = full.members[0]
+    p0 = cnn.predict_proba(ws)[:, 1]  # detector-fast: no test-time augmentation
+    below = float(np.quantile(p0, 0.4))
+    ens = load_model(_with_screen(detector_ensemble, tmp_path / "s",
+                                  {"member": 0, "below": below}), kind="ensemble-detector")
+    assert ens.screen_member == 0 and ens.screen_below == below
+    assert "screen=member 0" in repr(ens)
+    seen = []
+    xgb = ens.members[1]
+    orig = xgb.transform_features
+    xgb.transform_features = lambda w: seen.append(len(w)) or orig(w)
+    p = ens.p_defect(ws)
+    kept = p0 >= below
+    assert 0 < kept.sum() < len(ws) and seen == [int(kept.sum())]  # features of the kept only
+    np.testing.assert_allclose(p[~kept], p0[~kept], atol=1e-6)
+    np.testing.assert_allclose(p[kept], p_full[kept], atol=1e-6)
+    # the pipeline: no features read ahead, the same numbers
+    pipe = TwoPhaseClassifier(ens, load_model("classifier"))
+    prep = pipe.prepare(ws)
+    assert prep.get("det_features") is None
+    np.testing.assert_allclose(pipe.p_defect(ws, prep), p, atol=1e-6)
+    # rotation averaging reuses the screen's pass as its identity term
+    cnn.tta = "rot4"
+    inputs = cnn.prepare(ws, maps=resize_maps(ws, cnn.input_size))
+    raw0 = cnn.forward(inputs, tta="none")
+    np.testing.assert_allclose(cnn.forward(inputs, identity=raw0), cnn.forward(inputs),
+                               atol=1e-6)
+    assert not np.allclose(cnn.forward(inputs), raw0, atol=1e-4)
+
+
+def test_calibrate_fits_refits_and_removes_the_screen(detector_ensemble, tmp_path):
+    from wafertk.calibrate import calibrate_model
+    from wafertk.registry import load_model
+
+    ws = read_wafers(FIXTURE)
+    res = calibrate_model(detector_ensemble, FIXTURE, tmp_path / "a", min_precision=0.5,
+                          screen_margin=0.5)
+    ens = load_model(tmp_path / "a", kind="ensemble-detector")
+    screen = json.loads((tmp_path / "a" / "manifest.json").read_text())["extra"]["screen"]
+    ens.screen_below = None
+    p_full = ens.p_defect(ws)
+    flagged = p_full >= ens.threshold
+    p0 = ens.members[0].predict_proba(ws)[:, 1]
+    assert screen["below"] == pytest.approx(0.5 * p0[flagged].min(), rel=1e-6)
+    assert screen["n_flagged"] == int(flagged.sum()) and res.changes["screen level"][0] is None
+    assert screen["passed_on"] == pytest.approx((p0 >= screen["below"]).mean())
+    ens.screen_below = screen["below"]  # on its calibration wafers it flags the same wafers
+    assert ((ens.p_defect(ws) >= ens.threshold) == flagged).all()
+    # recalibrating keeps the screen (own margin) and fits it on the whole ensemble
+    res = calibrate_model(tmp_path / "a", FIXTURE, tmp_path / "b", min_precision=0.5)
+    again = json.loads((tmp_path / "b" / "manifest.json").read_text())["extra"]
+    assert again["screen"]["margin"] == 0.5
+    assert again["threshold"] == pytest.approx(ens.threshold, rel=1e-3)
+    res = calibrate_model(tmp_path / "b", FIXTURE, tmp_path / "c", min_precision=0.5,
+                          screen_margin=0)
+    gone = json.loads((tmp_path / "c" / "manifest.json").read_text())["extra"]
+    assert "screen" not in gone and res.changes["screen level"][1] is None
+    assert load_model(tmp_path / "c", kind="ensemble-detector").screen_below is None
+
+
+def test_screen_errors(detector_ensemble, tmp_path):
+    from wafertk.calibrate import calibrate_model
+    from wafertk.registry import load_model
+
+    for i, (screen, msg) in enumerate([
+            ({"member": 1, "below": 0.01}, "not a CNN member"),
+            ({"member": 0, "below": 1.5}, r"level must be in \(0, 1\)"),
+            ({"below": 0.01}, "must name a member and a level")]):
+        folder = _with_screen(detector_ensemble, tmp_path / f"bad{i}", screen)
+        with pytest.raises(ModelFileError, match=msg):
+            load_model(folder)
+    with pytest.raises(WafertkError, match="applies to ensemble detectors"):
+        calibrate_model("detector-fast", FIXTURE, tmp_path / "x", screen_margin=0.5)
+    with pytest.raises(WafertkError, match=r"must be in \[0, 1\]"):
+        calibrate_model(detector_ensemble, FIXTURE, tmp_path / "x", screen_margin=2.0)
+    assert not (tmp_path / "x").exists()

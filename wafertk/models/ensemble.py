@@ -13,6 +13,15 @@ Two kinds, built by :func:`build_ensemble` from the members' kinds:
   rotation-averaged CNN and an XGBoost on the spatial arrangement of the fails, the largest
   fail region's geometry, regional fail density and die metadata.
 
+An ensemble detector may carry a **screen** (``extra.screen``, fitted by ``wafertk calibrate
+--screen-margin``): its CNN member's single forward pass, without test-time augmentation, runs
+on every wafer first; a wafer whose P(defective) from it is below the screen's level is passed
+as good with that probability, and only the others go through the whole ensemble (the
+rotation-averaged CNN, the features and the XGBoost). The level is a margin times the lowest
+such probability among the wafers the whole ensemble flags on the calibration wafers, so that
+none of them would have been screened out. On the production lots the screen skips most of the
+work (docs/inspection.md, Speed).
+
 An ensemble folder is self-contained: its members (manifest, model file, config) are copied
 into ``members/`` beside ``members.json`` (their relative paths and weights) and the
 ``manifest.json``, so it is copied, shipped and recalibrated like any model folder. The
@@ -129,6 +138,12 @@ class EnsembleDetector:
     temperature : float
     threshold : float or None
         Decision threshold on the calibrated P(defective).
+    screen_member : int or None
+        Index of the CNN member that screens the wafers (``extra.screen``), or None.
+    screen_below : float or None
+        Wafers whose single-pass P(defective) from that member is below this are passed as
+        good without the rest of the ensemble (None: no screen; set it to None to run the
+        whole ensemble on every wafer).
     """
 
     def __init__(self, members: Sequence, weights: Sequence[float], manifest: Manifest) -> None:
@@ -147,15 +162,31 @@ class EnsembleDetector:
         thr = manifest.extra.get("threshold")
         self.threshold = None if thr is None else float(thr)
         self.review_below = float(manifest.extra.get("review_below", 0.0) or 0.0)
+        self.screen_member, self.screen_below = _screen_of(manifest.extra.get("screen"),
+                                                           self.members)
 
-    def prepare_features(self, ws) -> list:
+    def prepare_features(self, ws) -> list | None:
         """The feature matrices of the feature-model members (None for the CNNs): the CPU
-        work of a batch, which the inspection runs in its read-ahead thread."""
+        work of a batch, which the inspection runs in its read-ahead thread. None with a
+        screen: the features of the wafers it lets through are extracted in
+        :meth:`p_defect`."""
+        if self.screen_below is not None:
+            return None
         return [None if is_cnn(m) else m.transform_features(ws) for m in self.members]
+
+    def _maps_for(self, m, ws, maps: np.ndarray | None) -> np.ndarray:
+        from wafertk.data.preprocess import resize_maps
+
+        if maps is not None and m.input_size == self.input_size:
+            return maps
+        return resize_maps(ws, m.input_size)
 
     def p_defect(self, ws, maps: np.ndarray | None = None, features: list | None = None,
                  batch_size: int = 1024) -> np.ndarray:
         """Calibrated P(defective) of each wafer, shape (n,).
+
+        With a screen (:attr:`screen_below`), the wafers it passes get their single-pass
+        P(defective) from the screening CNN; the others the whole ensemble's.
 
         Parameters
         ----------
@@ -167,16 +198,45 @@ class EnsembleDetector:
             :meth:`prepare_features` of ``ws``.
         batch_size : int, default 1024
         """
-        from wafertk.data.preprocess import resize_maps
-
-        total = np.zeros(len(ws))
         if len(ws) == 0:
-            return total
+            return np.zeros(0)
+        if self.screen_below is None:
+            return self._p_all(ws, maps, features, batch_size)
+        p0, raw0 = self.screen_proba(ws, maps, batch_size)
+        out = p0.copy()
+        idx = np.flatnonzero(p0 >= self.screen_below)
+        if len(idx):
+            feats = None if features is None else [None if f is None else _rows(f, idx)
+                                                   for f in features]
+            out[idx] = self._p_all(ws.take(idx), None if maps is None else maps[idx], feats,
+                                   batch_size, {self.screen_member: raw0[idx]})
+        return out
+
+    def screen_proba(self, ws, maps: np.ndarray | None = None, batch_size: int = 1024
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The screening CNN member's single-pass P(defective) and raw outputs on ``ws``.
+
+        Raises
+        ------
+        WafertkError
+            The ensemble has no screen.
+        """
+        if self.screen_member is None:
+            raise WafertkError("this ensemble detector has no screen")
+        m = self.members[self.screen_member]
+        raw = m.forward(m.prepare(ws, maps=self._maps_for(m, ws, maps)), batch_size,
+                        tta="none")
+        return np.asarray(m.calibrate(raw)[:, 1], np.float64), raw
+
+    def _p_all(self, ws, maps, features, batch_size, identity: dict | None = None
+               ) -> np.ndarray:
+        """The whole ensemble's calibrated P(defective) (``identity``: member index -> raw
+        outputs of the untransformed maps, already computed)."""
+        total = np.zeros(len(ws))
         for i, (w, m) in enumerate(zip(self.weights_, self.members, strict=True)):
             if is_cnn(m):
-                own = maps if maps is not None and m.input_size == self.input_size else \
-                    resize_maps(ws, m.input_size)
-                p = m.calibrate(m.forward(m.prepare(ws, maps=own), batch_size))[:, 1]
+                p = m.calibrate(m.forward(m.prepare(ws, maps=self._maps_for(m, ws, maps)),
+                                          batch_size, identity=(identity or {}).get(i)))[:, 1]
             else:
                 x = features[i] if features is not None else m.transform_features(ws)
                 p = m.predict_proba_features(x)[:, 1]
@@ -200,7 +260,101 @@ class EnsembleDetector:
     def __repr__(self) -> str:
         kinds = ", ".join(f"{getattr(m, 'kind', type(m).__name__)}:{w:.2f}"
                           for m, w in zip(self.members, self.weights_, strict=True))
-        return f"EnsembleDetector({kinds}, threshold={self.threshold})"
+        screen = ("" if self.screen_below is None else
+                  f", screen=member {self.screen_member} below {self.screen_below:.4g}")
+        return f"EnsembleDetector({kinds}, threshold={self.threshold}{screen})"
+
+
+def _rows(x, idx: np.ndarray):
+    """Rows ``idx`` of a feature matrix (ndarray or DataFrame)."""
+    return x.iloc[idx] if hasattr(x, "iloc") else x[idx]
+
+
+def _screen_of(screen, members: Sequence) -> tuple[int | None, float | None]:
+    """``(member, below)`` of a manifest's ``extra.screen`` (``(None, None)`` without one).
+
+    Raises
+    ------
+    WafertkError
+        Not a mapping with a CNN member's index and a level in (0, 1).
+    """
+    if screen is None:
+        return None, None
+    try:
+        member, below = int(screen["member"]), float(screen["below"])
+    except (KeyError, TypeError, ValueError):
+        raise WafertkError(f"extra.screen must name a member and a level, got {screen!r}"
+                           ) from None
+    if not 0 <= member < len(members) or not is_cnn(members[member]):
+        raise WafertkError(f"extra.screen member {member} is not a CNN member of the ensemble")
+    if not 0 < below < 1:
+        raise WafertkError(f"extra.screen level must be in (0, 1), got {below}")
+    return member, below
+
+
+def fit_screen(detector: EnsembleDetector, ws, p_all: np.ndarray, threshold: float, *,
+               margin: float = 0.5, member: int | None = None, batch_size: int = 1024,
+               maps: np.ndarray | None = None) -> dict:
+    """Choose an ensemble detector's screen on calibration wafers.
+
+    The level is ``margin`` times the lowest single-pass P(defective) of the screening CNN
+    among the wafers the whole ensemble flags (``p_all >= threshold``): none of them would
+    have been screened out, with room to spare for new wafers.
+
+    Parameters
+    ----------
+    detector : EnsembleDetector
+    ws : WaferSet
+        The calibration wafers (labels not needed).
+    p_all : ndarray of shape (n,)
+        The whole ensemble's calibrated P(defective) of ``ws`` (no screen).
+    threshold : float
+        Its decision threshold.
+    margin : float, default 0.5
+        In (0, 1]; lower keeps more wafers for the whole ensemble.
+    member : int, optional
+        The screening CNN member; default the detector's screen member, else its first CNN.
+    batch_size : int, default 1024
+    maps : ndarray, optional
+        ``ws`` resized to the detector's :attr:`~EnsembleDetector.input_size`.
+
+    Returns
+    -------
+    dict
+        ``extra.screen``: ``member``, ``below``, ``margin``, and on these wafers ``n``,
+        ``n_flagged``, ``passed_on`` (share that the whole ensemble runs on).
+
+    Raises
+    ------
+    WafertkError
+        A margin outside (0, 1], no CNN member, or no wafer flagged.
+    """
+    if not 0 < margin <= 1:
+        raise WafertkError(f"screen margin must be in (0, 1], got {margin}")
+    if member is None:
+        member = detector.screen_member
+    if member is None:
+        cnns = [i for i, m in enumerate(detector.members) if is_cnn(m)]
+        if not cnns:
+            raise WafertkError("a screen needs a CNN member in the ensemble detector")
+        member = cnns[0]
+    saved = detector.screen_member
+    detector.screen_member = int(member)
+    try:
+        _screen_of({"member": member, "below": 0.5}, detector.members)
+        p0, _ = detector.screen_proba(ws, maps, batch_size)
+    finally:
+        detector.screen_member = saved
+    flagged = np.asarray(p_all) >= threshold
+    if not flagged.any():
+        raise WafertkError("no wafer is flagged at the threshold: cannot fit a screen")
+    below = float(margin * p0[flagged].min())
+    if not below > 0:
+        raise WafertkError("a flagged wafer has P(defective) 0 from the screening CNN: "
+                           "no screen can keep it")
+    return {"member": int(member), "below": below, "margin": float(margin),
+            "n": int(len(p0)), "n_flagged": int(flagged.sum()),
+            "passed_on": float((p0 >= below).mean())}
 
 
 def _normalised_weights(weights: Sequence[float], n: int) -> np.ndarray:

@@ -251,18 +251,33 @@ class CnnPredictor:
             maps = resize_maps(ws, self.input_size)
         return (maps, die_metadata(ws)) if self.uses_meta else (maps,)
 
-    def forward(self, inputs: tuple[np.ndarray, ...], batch_size: int = 1024) -> np.ndarray:
+    def forward(self, inputs: tuple[np.ndarray, ...], batch_size: int = 1024, *,
+                tta: str | None = None, identity: np.ndarray | None = None) -> np.ndarray:
         """Raw outputs (n, 1) sigmoid or (n, k) softmax for :meth:`prepare` output,
-        averaged over the :attr:`tta` transforms of the maps."""
-        transforms = TTA_TRANSFORMS[self.tta]
-        if len(transforms) == 1:
-            return forward_pass(self.model, inputs, batch_size, frozen=True)
+        averaged over the test-time augmentation transforms of the maps.
+
+        Parameters
+        ----------
+        inputs : tuple of ndarray
+            :meth:`prepare` output.
+        batch_size : int, default 1024
+        tta : str, optional
+            The transforms (:data:`TTA_TRANSFORMS`); default :attr:`tta`.
+        identity : ndarray, optional
+            The raw outputs of the untransformed inputs, already computed (reused instead of
+            a forward pass).
+        """
+        transforms = TTA_TRANSFORMS[self.tta if tta is None else check_tta(tta)]
         total = None
         for k, mirror in transforms:
-            out = forward_pass(self.model, (transform_maps(inputs[0], k, mirror),)
-                               + tuple(inputs[1:]), batch_size, frozen=True)
+            if k == 0 and not mirror:
+                out = identity if identity is not None else forward_pass(
+                    self.model, inputs, batch_size, frozen=True)
+            else:
+                out = forward_pass(self.model, (transform_maps(inputs[0], k, mirror),)
+                                   + tuple(inputs[1:]), batch_size, frozen=True)
             total = out if total is None else total + out
-        return total / len(transforms)
+        return total if len(transforms) == 1 else total / len(transforms)
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         """Temperature-scaled probabilities: (n, 2) ``[good, defective]`` or (n, k)."""
