@@ -11,7 +11,9 @@ without augmentation or XGBoost, the CNN classifier alone), for which items 3-4 
 measured:
 
 1. ``wafertk.inspect.classify(two_phase=True, report=False)``: read, preprocess, both phases,
-   write predictions.csv (wafers/s, peak RSS), for both pipelines;
+   write predictions.csv (wafers/s, peak RSS), for both pipelines; when the default detector
+   has a screen (``extra.screen``), also the default pipeline with the screen off, interleaved
+   (the A/B of the screen: speed-up, wafers it passes on, decisions that differ);
 2. the same with ``report=True`` (the report's extra cost);
 3. the bare forward pass of both models on inputs already preprocessed in memory (detector on
    every wafer, classifier on the wafers phase 1 flags), same batch size, the compiled call loop
@@ -66,13 +68,18 @@ def _command_seconds(args: list[str], repeats: int = 2) -> float:
 
 
 def _detector_parts(det, ws, maps: np.ndarray, batch_size: int) -> dict:
-    """Seconds of each member of an ensemble detector on ``ws``, one after the other: a CNN
-    member's forward pass with its test-time augmentation, a feature member's extraction
-    (each feature set alone, then all of them as the member runs them) and its XGBoost."""
+    """Seconds of each member of an ensemble detector on ``ws``, one after the other (its
+    screen's single pass first, if it has one): a CNN member's forward pass with its
+    test-time augmentation, a feature member's extraction (each feature set alone, then all
+    of them as the member runs them) and its XGBoost, each on every wafer."""
     from wafertk.features import extract_features
     from wafertk.inspect.model import is_cnn
 
     parts: dict = {}
+    if getattr(det, "screen_below", None) is not None:  # the screen's single pass on all
+        t = time.perf_counter()
+        det.screen_proba(ws, maps, batch_size)
+        parts["screen_single_pass_s"] = round(time.perf_counter() - t, 2)
     for i, m in enumerate(getattr(det, "members", [])):
         if is_cnn(m):
             t = time.perf_counter()
@@ -122,6 +129,10 @@ def main() -> None:
     rss_start = _rss_mb()
     det, clf = load_detector("detector-fast"), load_classifier("classifier")
     det_d, clf_d = load_detector(), load_classifier()  # the defaults: rot4 TTA, ensemble
+    det_u = None  # the default detector without its screen (the whole ensemble on all)
+    if getattr(det_d, "screen_below", None) is not None:
+        det_u = load_detector()
+        det_u.screen_below = None
 
     # warm-up (graph tracing) on a small batch, not timed
     ws_small = read_wafers(data).slice(0, 256)
@@ -129,7 +140,7 @@ def main() -> None:
     clf.forward((resize_maps(ws_small, clf.input_size), die_metadata(ws_small)), args.batch_size)
     del ws_small
 
-    runs, runs_d = [], []
+    runs, runs_d, runs_u = [], [], []
     for _ in range(args.repeats):  # interleaved
         t = time.perf_counter()
         res = classify(data, tmp / "out", detector=det, classifier=clf, two_phase=True,
@@ -139,8 +150,32 @@ def main() -> None:
         classify(data, tmp / "out_default", detector=det_d, classifier=clf_d, two_phase=True,
                  batch_size=args.batch_size, report=False, progress=False)
         runs_d.append(time.perf_counter() - t)
+        if det_u is not None:
+            t = time.perf_counter()
+            classify(data, tmp / "out_unscreened", detector=det_u, classifier=clf_d,
+                     two_phase=True, batch_size=args.batch_size, report=False,
+                     progress=False)
+            runs_u.append(time.perf_counter() - t)
     n = res.n_wafers
     pipeline_s, default_s = min(runs), min(runs_d)
+    unscreened = None
+    if det_u is not None:
+        import pandas as pd
+
+        a = pd.read_csv(tmp / "out_default" / "predictions.csv")
+        b = pd.read_csv(tmp / "out_unscreened" / "predictions.csv")
+        p0, _ = det_d.screen_proba(read_wafers(data), batch_size=args.batch_size)
+        unscreened = {
+            "what": "the default pipeline with its detector's screen off (the whole ensemble "
+                    "on every wafer), interleaved with the runs above",
+            "seconds": round(min(runs_u), 2), "wafers_per_s": round(n / min(runs_u)),
+            "runs_s": [round(r, 2) for r in runs_u],
+            "screened_speedup": round(min(runs_u) / default_s, 3),
+            "screen_level": det_d.screen_below,
+            "passed_on_by_screen": float((p0 >= det_d.screen_below).mean()),
+            "flagged": int((b["defective"] == 1).sum()),
+            "flags_differ": int((a["defective"] != b["defective"]).sum()),
+            "patterns_differ": int((a["pattern"] != b["pattern"]).sum())}
     rss_pipeline = _rss_mb()
 
     t = time.perf_counter()
@@ -220,14 +255,16 @@ def main() -> None:
                      "seconds": round(pipeline_s, 2), "wafers_per_s": round(n / pipeline_s),
                      "runs_s": [round(r, 2) for r in runs]},
         "pipeline_default": {"what": "default pipeline (detector: rot4 CNN + XGBoost on "
-                                     "features; phase 2: CNN/XGBoost ensemble): read + "
-                                     "preprocess + both phases + CSV",
+                                     "features, behind its screen if it has one; phase 2: "
+                                     "CNN/XGBoost ensemble): read + preprocess + both "
+                                     "phases + CSV",
                              "seconds": round(default_s, 2),
                              "wafers_per_s": round(n / default_s),
                              "runs_s": [round(r, 2) for r in runs_d],
                              "models_only_seconds": round(default_models_s, 2),
                              "over_models_only": round(default_s / default_models_s, 3),
                              "flagged_by_phase1": int(len(flagged_d))},
+        "pipeline_default_unscreened": unscreened,
         "default_detector_parts": detector_parts,
         "pipeline_with_report": {"seconds": round(with_report_s, 2),
                                  "wafers_per_s": round(n / with_report_s),

@@ -150,6 +150,28 @@ def score(name: str, h5: Path, ws, work: Path, models: Path = SHIPPED) -> dict:
             "mean_set_size_flagged": float(np.mean([len(s) for s, f in zip(
                 sets, df["defective"].to_numpy() == 1, strict=True) if f]))}
 
+    # the detector's screen (extra.screen), A/B: the same pipeline with the screen off
+    det = load_detector(models / "detector")
+    if getattr(det, "screen_below", None) is not None:
+        p0, _ = det.screen_proba(ws)
+        level, det.screen_below = float(det.screen_below), None
+        classify(h5, work / f"{name}-two-unscreened", detector=det,
+                 classifier=models / "ensemble", report=False, progress=False)
+        du = _csv(work / f"{name}-two-unscreened" / "predictions.csv")
+        pu = du["p_defect"].to_numpy(np.float64)
+        bu = binary_metrics(y, pu, threshold=thr)
+        mu = classification_metrics(truth, du["pattern"].astype(str).to_numpy(),
+                                    list(WM811K_CLASSES))
+        flag_s, flag_u = p >= thr, pu >= thr
+        out["screen"] = {
+            "level": level, "passed_on": float((p0 >= level).mean()),
+            "flags_lost": int((flag_u & ~flag_s).sum()),
+            "flags_lost_defective": int((flag_u & ~flag_s & y).sum()),
+            "flags_added": int((flag_s & ~flag_u).sum()),
+            "unscreened_phase1": {k: bu[k] for k in ("roc_auc", "average_precision",
+                                                     "precision", "recall", "f1")},
+            "unscreened_two_phase_macro_f1": mu["macro_f1"]}
+
     # the two-phase pipeline with the CNN alone as phase 2 (the faster option)
     classify(h5, work / f"{name}-two-cnn", detector=models / "detector",
              classifier=models / "classifier", report=False, progress=False)

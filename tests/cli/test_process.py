@@ -251,11 +251,20 @@ def test_bad_models_and_inputs_fail_before_tensorflow(small, tmp_path):
         (["classify", small, "-o", tmp_path / "o", "--classifier", "detector"], "wrong kind"),
         (["detect", text, "-o", tmp_path / "o"], "not an HDF5 file"),
         (["calibrate", "detektor", small, "-o", tmp_path / "o"], "did you mean 'detector'"),
+        (["calibrate", "detector", small, "-o", tmp_path / "o", "--screen-margin", "1.5"],
+         "--screen-margin must be in [0, 1], got 1.5"),
     ]
     for args, needle in cases:
         r = _without_tensorflow(args)
         assert r.stdout.strip() == "2 False", (args, r.stdout, r.stderr)
         assert len(r.stderr.splitlines()) == 1 and needle in r.stderr, (args, r.stderr)
+
+
+def test_a_screen_on_a_model_without_one_is_one_line_and_writes_nothing(small, tmp_path):
+    one_line_error(wafertk("calibrate", "detector-fast", small, "-o", tmp_path / "o",
+                           "--screen-margin", "0.5"),
+                   "--screen-margin applies to ensemble detectors, not to cnn-detector")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_verbose_shows_the_traceback_and_keeps_exit_code_2(tmp_path):
