@@ -197,7 +197,8 @@ def _refit_screen(predictor, ws, score: np.ndarray, thr: float, margin: float,
     before = old_screen.get("below") if isinstance(old_screen, dict) else None
     if margin == 0:
         extra.pop("screen", None)
-        changes["screen level"] = (before, None)
+        if before is not None:
+            changes["screen level"] = (before, None)
         return
     screen = fit_screen(predictor, ws, score, thr, margin=margin, batch_size=batch_size)
     extra["screen"] = screen
@@ -282,7 +283,9 @@ def calibrate_model(model: str | os.PathLike, wafers: str | os.PathLike,
         Ensemble detectors: fit a screen (:func:`wafertk.models.ensemble.fit_screen`; its
         CNN's single pass decides the clearly good wafers alone) with this margin in (0, 1],
         or remove it with 0. Default: refit the model's own screen with its margin, if it
-        has one. The temperature and threshold are always fitted on the whole ensemble.
+        has one. The temperature and threshold are always fitted on the whole ensemble, and
+        the figures before and after are those of the whole ensemble (the screen changes no
+        decision on these wafers: see :func:`~wafertk.models.ensemble.fit_screen`).
 
     Returns
     -------

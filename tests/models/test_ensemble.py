@@ -223,13 +223,49 @@ def test_screen_runs_the_whole_ensemble_only_on_the_wafers_it_lets_through(
     prep = pipe.prepare(ws)
     assert prep.get("det_features") is None
     np.testing.assert_allclose(pipe.p_defect(ws, prep), p, atol=1e-6)
-    # rotation averaging reuses the screen's pass as its identity term
-    cnn.tta = "rot4"
+    # features prepared by the caller are subset to the wafers let through
+    feats = [None, orig(ws)]
+    np.testing.assert_allclose(ens.p_defect(ws, features=feats), p, atol=1e-6)
+    # nothing screened out / everything screened out
+    ens.screen_below = 1e-12
+    np.testing.assert_allclose(ens.p_defect(ws), p_full, atol=1e-6)
+    ens.screen_below = 1 - 1e-9
+    np.testing.assert_allclose(ens.p_defect(ws), p0, atol=1e-6)
+    # the shipped set-up: the member averages 4 rotations, and reuses the screen's pass
+    # (its single pass, not the average) as the identity term
+    for e in (full, ens):
+        e.members[0].tta = "rot4"
+    ens.screen_below = below
+    p_rot, p_full_rot = ens.p_defect(ws), full.p_defect(ws)
+    assert not np.allclose(p_full_rot, p_full, atol=1e-4)  # the rotations do change it
+    np.testing.assert_allclose(p_rot[kept], p_full_rot[kept], atol=1e-6)
+    np.testing.assert_allclose(p_rot[~kept], p0[~kept], atol=1e-6)
     inputs = cnn.prepare(ws, maps=resize_maps(ws, cnn.input_size))
     raw0 = cnn.forward(inputs, tta="none")
     np.testing.assert_allclose(cnn.forward(inputs, identity=raw0), cnn.forward(inputs),
                                atol=1e-6)
-    assert not np.allclose(cnn.forward(inputs), raw0, atol=1e-4)
+    with pytest.raises(WafertkError, match="identity outputs for 1 wafers"):
+        cnn.forward(inputs, identity=raw0[:1])
+
+
+def test_a_threshold_below_the_detectors_own_turns_its_screen_off(detector_ensemble,
+                                                                  tmp_path):
+    from wafertk.inspect.model import TwoPhaseClassifier
+    from wafertk.registry import load_model
+
+    folder = _with_screen(detector_ensemble, tmp_path / "s", {"member": 0, "below": 0.3})
+    man = json.loads((folder / "manifest.json").read_text())
+    man["extra"]["threshold"] = 0.5
+    (folder / "manifest.json").write_text(json.dumps(man))
+    ens = load_model(folder, kind="ensemble-detector")
+    clf = load_model("classifier")
+    assert TwoPhaseClassifier(ens, clf).detector.screen_below == 0.3
+    assert TwoPhaseClassifier(ens, clf, threshold=0.6).detector.screen_below == 0.3
+    low = TwoPhaseClassifier(ens, clf, threshold=0.2)
+    assert low.detector.screen_below is None and ens.screen_below == 0.3  # a copy
+    ws = read_wafers(FIXTURE)
+    ens.screen_below = None
+    np.testing.assert_allclose(low.p_defect(ws), ens.p_defect(ws), atol=1e-6)
 
 
 def test_calibrate_fits_refits_and_removes_the_screen(detector_ensemble, tmp_path):
@@ -250,11 +286,18 @@ def test_calibrate_fits_refits_and_removes_the_screen(detector_ensemble, tmp_pat
     assert screen["passed_on"] == pytest.approx((p0 >= screen["below"]).mean())
     ens.screen_below = screen["below"]  # on its calibration wafers it flags the same wafers
     assert ((ens.p_defect(ws) >= ens.threshold) == flagged).all()
-    # recalibrating keeps the screen (own margin) and fits it on the whole ensemble
-    res = calibrate_model(tmp_path / "a", FIXTURE, tmp_path / "b", min_precision=0.5)
+    # recalibrating keeps the screen (own margin) and fits on the whole ensemble: even with
+    # a screen that passes every wafer on its single pass, the same decisions come out
+    _with_screen(tmp_path / "a", tmp_path / "a2", {"member": 0, "below": 1 - 1e-9,
+                                                   "margin": 0.5})
+    res = calibrate_model(tmp_path / "a2", FIXTURE, tmp_path / "b", min_precision=0.5)
     again = json.loads((tmp_path / "b" / "manifest.json").read_text())["extra"]
-    assert again["screen"]["margin"] == 0.5
-    assert again["threshold"] == pytest.approx(ens.threshold, rel=1e-3)
+    assert again["screen"]["margin"] == 0.5 and screen["threshold"] == ens.threshold
+    assert screen["below"] <= ens.threshold
+    # fitted on the whole ensemble again: the same temperature and threshold
+    assert again["temperature"] == pytest.approx(ens.temperature, rel=1e-4)
+    assert again["threshold"] == pytest.approx(ens.threshold, rel=1e-4)
+    assert again["screen"]["below"] == pytest.approx(screen["below"], rel=1e-4)
     res = calibrate_model(tmp_path / "b", FIXTURE, tmp_path / "c", min_precision=0.5,
                           screen_margin=0)
     gone = json.loads((tmp_path / "c" / "manifest.json").read_text())["extra"]
@@ -269,7 +312,8 @@ def test_screen_errors(detector_ensemble, tmp_path):
     for i, (screen, msg) in enumerate([
             ({"member": 1, "below": 0.01}, "not a CNN member"),
             ({"member": 0, "below": 1.5}, r"level must be in \(0, 1\)"),
-            ({"below": 0.01}, "must name a member and a level")]):
+            ({"below": 0.01}, "must name a member and a level"),
+            ({"member": 0.5, "below": 0.01}, "must be an integer index")]):
         folder = _with_screen(detector_ensemble, tmp_path / f"bad{i}", screen)
         with pytest.raises(ModelFileError, match=msg):
             load_model(folder)

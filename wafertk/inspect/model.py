@@ -20,10 +20,15 @@ in phase 1's place (``wafertk detect --unsupervised RUN``): mode ``"anomaly"``.
 
 from __future__ import annotations
 
+import copy
+import logging
+
 import numpy as np
 
 from wafertk.data.waferset import NONE_CLASS, WaferSet
 from wafertk.errors import WafertkError
+
+log = logging.getLogger(__name__)
 
 MODES = ("two-phase", "single-phase", "detect")
 DEFAULT_REVIEW_BELOW = 0.6
@@ -113,6 +118,15 @@ class TwoPhaseClassifier:
             own = getattr(self.detector, "threshold", None)
             threshold = 0.5 if own is None else float(own)
         self.threshold = threshold
+        own = getattr(self.detector, "threshold", None)
+        if (getattr(self.detector, "screen_below", None) is not None and own is not None
+                and threshold < float(own)):
+            # the screen keeps every wafer the whole ensemble flags at its own threshold; a
+            # lower threshold could flag wafers it passes: every wafer gets the whole ensemble
+            self.detector = copy.copy(self.detector)
+            self.detector.screen_below = None
+            log.info("threshold %.4g below the detector's own %.4g: its screen is off",
+                     threshold, float(own))
         review_below = check_unit_interval(review_below, "review level", open_low=False,
                                            open_high=False)
         if review_below is None:

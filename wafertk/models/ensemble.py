@@ -19,8 +19,10 @@ on every wafer first; a wafer whose P(defective) from it is below the screen's l
 as good with that probability, and only the others go through the whole ensemble (the
 rotation-averaged CNN, the features and the XGBoost). The level is a margin times the lowest
 such probability among the wafers the whole ensemble flags on the calibration wafers, so that
-none of them would have been screened out. On the production lots the screen skips most of the
-work (docs/inspection.md, Speed).
+none of them would have been screened out (and never above the threshold: a passed wafer is
+never flagged). A threshold below the detector's own (``classify --threshold``) turns the
+screen off, since it was fitted for that threshold. The screen's cost and effect on the
+production lots: docs/production.md, "The detector's screen".
 
 An ensemble folder is self-contained: its members (manifest, model file, config) are copied
 into ``members/`` beside ``members.json`` (their relative paths and weights) and the
@@ -205,6 +207,8 @@ class EnsembleDetector:
         p0, raw0 = self.screen_proba(ws, maps, batch_size)
         out = p0.copy()
         idx = np.flatnonzero(p0 >= self.screen_below)
+        if len(idx) == len(ws):  # nothing screened out: no copy of the batch
+            return self._p_all(ws, maps, features, batch_size, {self.screen_member: raw0})
         if len(idx):
             feats = None if features is None else [None if f is None else _rows(f, idx)
                                                    for f in features]
@@ -281,10 +285,12 @@ def _screen_of(screen, members: Sequence) -> tuple[int | None, float | None]:
     if screen is None:
         return None, None
     try:
-        member, below = int(screen["member"]), float(screen["below"])
+        member, below = screen["member"], float(screen["below"])
     except (KeyError, TypeError, ValueError):
         raise WafertkError(f"extra.screen must name a member and a level, got {screen!r}"
                            ) from None
+    if not isinstance(member, int) or isinstance(member, bool):
+        raise WafertkError(f"extra.screen member must be an integer index, got {member!r}")
     if not 0 <= member < len(members) or not is_cnn(members[member]):
         raise WafertkError(f"extra.screen member {member} is not a CNN member of the ensemble")
     if not 0 < below < 1:
@@ -298,8 +304,9 @@ def fit_screen(detector: EnsembleDetector, ws, p_all: np.ndarray, threshold: flo
     """Choose an ensemble detector's screen on calibration wafers.
 
     The level is ``margin`` times the lowest single-pass P(defective) of the screening CNN
-    among the wafers the whole ensemble flags (``p_all >= threshold``): none of them would
-    have been screened out, with room to spare for new wafers.
+    among the wafers the whole ensemble flags (``p_all >= threshold``), capped at the
+    threshold: none of them would have been screened out, with room to spare for new wafers,
+    and no wafer it passes is flagged.
 
     Parameters
     ----------
@@ -321,13 +328,14 @@ def fit_screen(detector: EnsembleDetector, ws, p_all: np.ndarray, threshold: flo
     Returns
     -------
     dict
-        ``extra.screen``: ``member``, ``below``, ``margin``, and on these wafers ``n``,
-        ``n_flagged``, ``passed_on`` (share that the whole ensemble runs on).
+        ``extra.screen``: ``member``, ``below``, ``margin``, ``threshold`` (the one it was
+        fitted for), and on these wafers ``n``, ``n_flagged``, ``passed_on`` (share that the
+        whole ensemble runs on).
 
     Raises
     ------
     WafertkError
-        A margin outside (0, 1], no CNN member, or no wafer flagged.
+        A margin outside (0, 1], no CNN member, no wafer flagged, or a level outside (0, 1).
     """
     if not 0 < margin <= 1:
         raise WafertkError(f"screen margin must be in (0, 1], got {margin}")
@@ -348,12 +356,13 @@ def fit_screen(detector: EnsembleDetector, ws, p_all: np.ndarray, threshold: flo
     flagged = np.asarray(p_all) >= threshold
     if not flagged.any():
         raise WafertkError("no wafer is flagged at the threshold: cannot fit a screen")
-    below = float(margin * p0[flagged].min())
-    if not below > 0:
-        raise WafertkError("a flagged wafer has P(defective) 0 from the screening CNN: "
-                           "no screen can keep it")
+    # never above the threshold: a wafer passed with its single-pass P is never flagged
+    below = float(min(margin * p0[flagged].min(), threshold))
+    if not 0 < below < 1:
+        raise WafertkError(f"cannot fit a screen: its level would be {below:.3g} (a flagged "
+                           "wafer's single-pass P(defective) is 0, or the threshold is 1)")
     return {"member": int(member), "below": below, "margin": float(margin),
-            "n": int(len(p0)), "n_flagged": int(flagged.sum()),
+            "threshold": float(threshold), "n": int(len(p0)), "n_flagged": int(flagged.sum()),
             "passed_on": float((p0 >= below).mean())}
 
 

@@ -268,6 +268,9 @@ class CnnPredictor:
             a forward pass).
         """
         transforms = TTA_TRANSFORMS[self.tta if tta is None else check_tta(tta)]
+        if identity is not None and len(identity) != len(inputs[0]):
+            raise WafertkError(f"identity outputs for {len(identity)} wafers, inputs for "
+                               f"{len(inputs[0])}")
         total = None
         for k, mirror in transforms:
             if k == 0 and not mirror:
