@@ -54,6 +54,17 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def _command_seconds(args: list[str], repeats: int = 2) -> float:
     """Best wall time of a fresh ``wafertk`` process (what a user waits for)."""
     import subprocess
@@ -286,7 +297,8 @@ def main() -> None:
         "peak_rss_mb": {"after_load": round(rss_start), "after_pipeline": round(rss_pipeline),
                         "end": round(_rss_mb())},
         "user_view": user,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+                    "python": platform.python_version(),
                     "load_average_before_user_view": load_before,
                     "load_average_end": os.getloadavg(),
                     "tensorflow": tf.__version__,
