@@ -37,7 +37,11 @@ def test_threshold_rules():
     assert 2 * p * r / (p + r) == pytest.approx(max(f1))
     t = threshold_by_rule(y, s, "recall", 0.9)
     assert _figures(y, s, t)[1] >= 0.9
-    assert _figures(y, s, np.nextafter(t, 2))[1] < 0.9  # the highest such threshold
+    own = s[s >= t].min()  # the score the rule chose: the threshold sits just below it
+    assert 0 < own - t <= 1e-6 * (1 + 1e-6) and not ((s > t - 1e-12) & (s < own)).any()
+    assert _figures(y, s, np.nextafter(own, 2))[1] < 0.9  # the highest such threshold
+    # a wafer scored a rounding error below the chosen score stays positive
+    assert _figures(y, s - 1e-8, t) == _figures(y, s, t)
     t = threshold_by_rule(y, s, "precision", 0.8)
     p, r = _figures(y, s, t)
     assert p >= 0.8

@@ -83,18 +83,39 @@ def threshold_by_rule(y: np.ndarray, score: np.ndarray, rule: str = "f1",
     Returns
     -------
     float
+        Just below the score of the lowest-scored wafer the rule keeps positive (by half the
+        gap to the next lower score, at most :data:`THRESHOLD_MARGIN`): the same decisions on
+        these wafers, and a wafer scored a rounding error lower on another machine is still
+        positive.
 
     Raises
     ------
     WafertkError
         Unknown rule, missing or out-of-range value, no threshold reaching the precision.
     """
+    y = np.asarray(y).astype(bool)
+    score = np.asarray(score, np.float64)
+    return _below_own_score(score, _rule_threshold(y, score, rule, value))
+
+
+#: The most a fitted threshold sits below the score it was chosen at (see threshold_by_rule).
+THRESHOLD_MARGIN = 1e-6
+
+
+def _below_own_score(score: np.ndarray, t: float) -> float:
+    """``t`` moved down by half the gap to the next lower score, at most THRESHOLD_MARGIN."""
+    lower = score[score < t]
+    gap = t - lower.max() if len(lower) else THRESHOLD_MARGIN
+    return float(t - min(gap / 2, THRESHOLD_MARGIN))
+
+
+def _rule_threshold(y: np.ndarray, score: np.ndarray, rule: str, value: float | None
+                    ) -> float:
+    """The score at which ``rule`` puts the threshold (see threshold_by_rule)."""
     from sklearn.metrics import precision_recall_curve
 
     from wafertk.models.calibration import threshold_for_recall
 
-    y = np.asarray(y).astype(bool)
-    score = np.asarray(score, np.float64)
     if rule not in RULES:
         raise WafertkError(f"unknown threshold rule {rule!r}: expected {', '.join(RULES)}")
     if rule == "recall":
