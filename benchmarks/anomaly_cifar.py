@@ -103,8 +103,8 @@ def main() -> None:
     ap.add_argument("--pretrain-lr", type=float,
                     help="Deep SVDD's pre-training learning rate (default: its learning rate).")
     ap.add_argument("--negative-slope", type=float,
-                    help="Deep SVDD's LeakyReLU slope (default 0.01, Ruff et al.'s code; "
-                         "runs 1-3 of docs/anomaly.md: 0.1).")
+                    help="Deep SVDD's LeakyReLU slope (default: deep-svdd 0.01, Ruff et al.'s "
+                         "code; deep-svdd-soft 0.1; runs 1-3 of docs/anomaly.md used 0.1).")
     ap.add_argument("--max-train", type=int, help="Subsample the class's training images.")
     ap.add_argument("--max-test", type=int, help="Subsample the test images (per class).")
     ap.add_argument("--rotation-transforms", help="e.g. rotate (default: rotate,flip,"

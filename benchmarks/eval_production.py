@@ -162,7 +162,9 @@ def score(name: str, h5: Path, ws, work: Path, models: Path = SHIPPED) -> dict:
         bu = binary_metrics(y, pu, threshold=thr)
         mu = classification_metrics(truth, du["pattern"].astype(str).to_numpy(),
                                     list(WM811K_CLASSES))
-        flag_s, flag_u = p >= thr, pu >= thr
+        # decisions from the `defective` columns (p_defect is written with 4 decimals)
+        flag_s = df["defective"].to_numpy() == 1
+        flag_u = du["defective"].to_numpy() == 1
         out["screen"] = {
             "level": level, "passed_on": float((p0 >= level).mean()),
             "flags_lost": int((flag_u & ~flag_s).sum()),

@@ -63,7 +63,8 @@ def main() -> int:
         results[f"{w:g}"] = detector_figures(y, w * p_cnn + (1 - w) * p_xgb)
         print(f"cnn weight {w:g}: {json.dumps(results[f'{w:g}'])}", flush=True)
     doc = {"what": __doc__.split("\n\n")[0],
-           "command": " ".join(["python benchmarks/phase1_weights.py", *sys.argv[1:]]),
+           "command": " ".join([f"WORK={WORK}", "python benchmarks/phase1_weights.py",
+                                *sys.argv[1:]]),
            "detector": str(args.detector.relative_to(ROOT) if args.detector.is_relative_to(ROOT)
                            else args.detector),
            "production_validation": validation_summary(ws.lot, y),

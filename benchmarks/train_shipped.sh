@@ -21,7 +21,8 @@
 #    (whole production lots, never trained on) calibrate the CNN detector's temperature with
 #    test-time augmentation (rot4); the shipped detector is the mean of it and the binary
 #    XGBoost (configs/xgboost_detector.yaml), whose temperature and threshold (highest
-#    recall at precision >= 0.8) are fitted likewise; then the classifiers' temperature,
+#    recall at precision >= 0.8) are fitted likewise, and its screen (--screen-margin 0.5:
+#    the CNN's single pass passes the clearly good wafers alone); then the classifiers' temperature,
 #    review level (at most 2 % errors among auto-accepted wafers) and conformal sets (90 %);
 # 4. the default phase 2, the mean of the CNN's and XGBoost's probabilities
 #    (`wafertk ensemble`), calibrated likewise;

@@ -145,7 +145,8 @@ def detect(wafers, output, model, batch_size, threshold, unsupervised, no_report
                    "or folder (default: 'ensemble', the mean of the CNN and XGBoost).")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @click.option("--threshold", type=float, default=None,
-              help="Phase-1 threshold on P(defective), in (0, 1) (default: the detector's).")
+              help="Phase-1 threshold on P(defective), in (0, 1) (default: the detector's; "
+                   "below it, the shipped detector's screen is off: slower).")
 @click.option("--review-below", type=float, default=None,
               help="Flag wafers for review below this confidence, in [0, 1] (default: the "
                    "model's, 0.6).")

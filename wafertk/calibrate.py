@@ -106,7 +106,7 @@ def _below_own_score(score: np.ndarray, t: float) -> float:
     """``t`` moved down by half the gap to the next lower score, at most THRESHOLD_MARGIN."""
     lower = score[score < t]
     gap = t - lower.max() if len(lower) else THRESHOLD_MARGIN
-    return float(t - min(gap / 2, THRESHOLD_MARGIN))
+    return float(max(t - min(gap / 2, THRESHOLD_MARGIN), t / 2))  # never <= 0 for t > 0
 
 
 def _rule_threshold(y: np.ndarray, score: np.ndarray, rule: str, value: float | None

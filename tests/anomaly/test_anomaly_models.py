@@ -145,10 +145,16 @@ def test_deep_svdd_pretraining_has_its_own_learning_rate(wafers):
         DeepSVDDDetector(pretrain_learning_rate=0.0, **kw).fit(normal)
 
 
-def test_deep_svdd_leaky_slope_reaches_every_activation_and_reloads(wafers, tmp_path):
+def test_deep_svdd_leaky_slope_reaches_every_activation_and_reloads(wafers, tmp_path,
+                                                                    monkeypatch):
     normal, test, _ = wafers
+    built = []
+    real = networks.build_conv_decoder
+    monkeypatch.setattr(networks, "build_conv_decoder",
+                        lambda *a, **kw: built.append(kw) or real(*a, **kw))
     est = DeepSVDDDetector(latent_dim=4, epochs=1, pretrain_epochs=1, negative_slope=0.01,
                            **TINY).fit(normal)
+    assert [kw.get("negative_slope") for kw in built] == [0.01]  # the pre-training decoder
     enc = est.model_.get_layer("encoder")
     slopes = {lay.name: float(lay.negative_slope) for lay in enc.layers
               if isinstance(lay, keras.layers.LeakyReLU)}

@@ -263,6 +263,10 @@ def test_a_threshold_below_the_detectors_own_turns_its_screen_off(detector_ensem
     assert TwoPhaseClassifier(ens, clf, threshold=0.6).detector.screen_below == 0.3
     low = TwoPhaseClassifier(ens, clf, threshold=0.2)
     assert low.detector.screen_below is None and ens.screen_below == 0.3  # a copy
+    assert ens.screen_threshold == 0.5  # not recorded in extra.screen: the manifest's
+    ens.threshold = 0.2  # lowered in Python: still below what the screen was fitted for
+    assert TwoPhaseClassifier(ens, clf).detector.screen_below is None
+    ens.threshold = 0.5
     ws = read_wafers(FIXTURE)
     ens.screen_below = None
     np.testing.assert_allclose(low.p_defect(ws), ens.p_defect(ws), atol=1e-6)
@@ -313,7 +317,8 @@ def test_screen_errors(detector_ensemble, tmp_path):
             ({"member": 1, "below": 0.01}, "not a CNN member"),
             ({"member": 0, "below": 1.5}, r"level must be in \(0, 1\)"),
             ({"below": 0.01}, "must name a member and a level"),
-            ({"member": 0.5, "below": 0.01}, "must be an integer index")]):
+            ({"member": 0.5, "below": 0.01}, "must be an integer index"),
+            ({"member": True, "below": 0.01}, "must be an integer index")]):
         folder = _with_screen(detector_ensemble, tmp_path / f"bad{i}", screen)
         with pytest.raises(ModelFileError, match=msg):
             load_model(folder)

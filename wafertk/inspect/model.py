@@ -78,7 +78,9 @@ class TwoPhaseClassifier:
     mode : {"two-phase", "single-phase", "detect"}, default "two-phase"
     threshold : float, optional
         Phase-1 decision threshold on the calibrated P(defective) instead of the detector's
-        own, in (0, 1). Not allowed in single-phase mode (there is no phase 1).
+        own, in (0, 1). Not allowed in single-phase mode (there is no phase 1). Below the
+        threshold an ensemble detector's screen was fitted for (``screen_threshold``), the
+        screen is turned off on a copy of the detector: every wafer gets the whole ensemble.
     review_below : float, optional
         Review flag threshold on the confidence, in [0, 1] (default: the classifier's
         manifest, else 0.6).
@@ -118,15 +120,17 @@ class TwoPhaseClassifier:
             own = getattr(self.detector, "threshold", None)
             threshold = 0.5 if own is None else float(own)
         self.threshold = threshold
-        own = getattr(self.detector, "threshold", None)
-        if (getattr(self.detector, "screen_below", None) is not None and own is not None
-                and threshold < float(own)):
-            # the screen keeps every wafer the whole ensemble flags at its own threshold; a
-            # lower threshold could flag wafers it passes: every wafer gets the whole ensemble
-            self.detector = copy.copy(self.detector)
-            self.detector.screen_below = None
-            log.info("threshold %.4g below the detector's own %.4g: its screen is off",
-                     threshold, float(own))
+        if getattr(self.detector, "screen_below", None) is not None:
+            # the screen keeps every wafer the whole ensemble flags at the threshold it was
+            # fitted for; a lower one could flag wafers it passes: the whole ensemble for all
+            fitted = getattr(self.detector, "screen_threshold", None)
+            if fitted is None:
+                fitted = getattr(self.detector, "threshold", None)
+            if fitted is not None and threshold < float(fitted):
+                self.detector = copy.copy(self.detector)
+                self.detector.screen_below = None
+                log.info("threshold %.6g below the %.6g the detector's screen was fitted "
+                         "for: the screen is off (slower)", threshold, float(fitted))
         review_below = check_unit_interval(review_below, "review level", open_low=False,
                                            open_high=False)
         if review_below is None:

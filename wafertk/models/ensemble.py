@@ -146,6 +146,9 @@ class EnsembleDetector:
         Wafers whose single-pass P(defective) from that member is below this are passed as
         good without the rest of the ensemble (None: no screen; set it to None to run the
         whole ensemble on every wafer).
+    screen_threshold : float or None
+        The decision threshold the screen was fitted for (``extra.screen.threshold``; the
+        manifest's threshold when not recorded): a lower threshold needs the screen off.
     """
 
     def __init__(self, members: Sequence, weights: Sequence[float], manifest: Manifest) -> None:
@@ -166,6 +169,9 @@ class EnsembleDetector:
         self.review_below = float(manifest.extra.get("review_below", 0.0) or 0.0)
         self.screen_member, self.screen_below = _screen_of(manifest.extra.get("screen"),
                                                            self.members)
+        fitted = (manifest.extra.get("screen") or {}).get("threshold", self.threshold)
+        self.screen_threshold = None if self.screen_below is None or fitted is None \
+            else float(fitted)
 
     def prepare_features(self, ws) -> list | None:
         """The feature matrices of the feature-model members (None for the CNNs): the CPU
@@ -219,6 +225,18 @@ class EnsembleDetector:
     def screen_proba(self, ws, maps: np.ndarray | None = None, batch_size: int = 1024
                      ) -> tuple[np.ndarray, np.ndarray]:
         """The screening CNN member's single-pass P(defective) and raw outputs on ``ws``.
+
+        Parameters
+        ----------
+        ws : WaferSet
+        maps : ndarray, optional
+            ``ws`` already resized to :attr:`input_size`.
+        batch_size : int, default 1024
+
+        Returns
+        -------
+        (ndarray of shape (n,), ndarray of shape (n, 1))
+            The member's calibrated P(defective), float64, and its raw sigmoid outputs.
 
         Raises
         ------
@@ -289,13 +307,13 @@ def _screen_of(screen, members: Sequence) -> tuple[int | None, float | None]:
     except (KeyError, TypeError, ValueError):
         raise WafertkError(f"extra.screen must name a member and a level, got {screen!r}"
                            ) from None
-    if not isinstance(member, int) or isinstance(member, bool):
+    if not isinstance(member, (int, np.integer)) or isinstance(member, bool):
         raise WafertkError(f"extra.screen member must be an integer index, got {member!r}")
     if not 0 <= member < len(members) or not is_cnn(members[member]):
         raise WafertkError(f"extra.screen member {member} is not a CNN member of the ensemble")
     if not 0 < below < 1:
         raise WafertkError(f"extra.screen level must be in (0, 1), got {below}")
-    return member, below
+    return int(member), below
 
 
 def fit_screen(detector: EnsembleDetector, ws, p_all: np.ndarray, threshold: float, *,
