@@ -122,7 +122,8 @@ def score(name: str, h5: Path, ws, work: Path, models: Path = SHIPPED) -> dict:
     out["two_phase_seconds"] = round(time.perf_counter() - t0, 2)
     df = _csv(work / f"{name}-two" / "predictions.csv")
     assert list(df["wafer_id"]) == list(ws.wafer_id.astype(str))
-    thr = float(load_detector(models / "detector").threshold)
+    det = load_detector(models / "detector")  # loaded once: its threshold, its screen below
+    thr = float(det.threshold)
     y = truth != "none"
     p = df["p_defect"].to_numpy(np.float64)
     b = binary_metrics(y, p, threshold=thr)
@@ -151,7 +152,6 @@ def score(name: str, h5: Path, ws, work: Path, models: Path = SHIPPED) -> dict:
                 sets, df["defective"].to_numpy() == 1, strict=True) if f]))}
 
     # the detector's screen (extra.screen), A/B: the same pipeline with the screen off
-    det = load_detector(models / "detector")
     if getattr(det, "screen_below", None) is not None:
         p0, _ = det.screen_proba(ws)
         level, det.screen_below = float(det.screen_below), None

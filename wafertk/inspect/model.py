@@ -123,9 +123,8 @@ class TwoPhaseClassifier:
         if getattr(self.detector, "screen_below", None) is not None:
             # the screen keeps every wafer the whole ensemble flags at the threshold it was
             # fitted for; a lower one could flag wafers it passes: the whole ensemble for all
+            # (the detector's own threshold when the screen does not record one)
             fitted = getattr(self.detector, "screen_threshold", None)
-            if fitted is None:
-                fitted = getattr(self.detector, "threshold", None)
             if fitted is not None and threshold < float(fitted):
                 self.detector = copy.copy(self.detector)
                 self.detector.screen_below = None
